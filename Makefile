@@ -1,0 +1,17 @@
+# The one test command: installs what the suite needs, then lints and runs every test.
+# `.ci/run` calls `make test`, and so does a developer on a fresh machine.
+.PHONY: test deps lint unit crds
+
+test: deps lint
+	cargo test --workspace --all-targets
+
+deps:
+	tests/setup.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerates deploy/crds/ from the Rust types (a test fails when they drift).
+crds:
+	cargo run -q -p couchestor-controller -- crd > deploy/crds/storagepolicy.yaml

@@ -1,0 +1,9 @@
+//! CoucheStor shared types and pure logic.
+//!
+//! Nothing in this crate performs I/O: the controller feeds it data and acts on its answers.
+
+pub mod storagepolicy;
+pub mod tier;
+
+pub use storagepolicy::{StoragePolicy, StoragePolicySpec, StoragePolicyStatus};
+pub use tier::Tier;

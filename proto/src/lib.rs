@@ -1,0 +1,13 @@
+//! CoucheStor gRPC contracts, generated from `proto/` at build time.
+
+/// `couchestor.agent.v1`: controller <-> node agent.
+pub mod agent {
+    /// Version 1 of the agent protocol.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("couchestor.agent.v1");
+    }
+}
+
+/// Highest agent protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
