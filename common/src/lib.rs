@@ -2,6 +2,8 @@
 //!
 //! Nothing in this crate performs I/O: the controller feeds it data and acts on its answers.
 
+pub mod heat;
+pub mod plan;
 pub mod storagepolicy;
 pub mod tier;
 

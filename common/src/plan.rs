@@ -1,0 +1,550 @@
+//! The Brain: a pure placement engine.
+//!
+//! Input: the volumes of one policy (heat, size, current tier, last move, pin), the tiers with
+//! their capacity, the watermarks between adjacent tiers, the policy limits and the time.
+//! Output: a [`Plan`] that says, for every volume, either the move to start now or why it
+//! stays. No I/O happens here; the controller and the simulator feed it the same way.
+//!
+//! Rules, in order:
+//! 1. Nothing moves on a disabled policy, while a volume is already migrating, or when its heat
+//!    or current tier is unknown (missing metrics are never "cold").
+//! 2. A `couchestor.io/force-tier` pin wins over heat and cooldown.
+//! 3. Hysteresis: promote above `promote_above`, demote below `demote_below`, hold in between.
+//! 4. Cooldown: a volume moved less than `cooldown` ago stays.
+//! 5. Capacity: a tier is never filled past `100 - headroom` percent, counting every move
+//!    already planned. Promotions go densest first (IOPS per GiB); when the target is full, a
+//!    resident volume at most half as dense, itself below the promotion threshold, is demoted
+//!    to make room in a later cycle.
+//! 6. Concurrency and the migration window gate which planned moves start now.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::heat::Heat;
+use crate::tier::Tier;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// What the engine knows about one volume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Volume {
+    /// PersistentVolume name (`pvc-<uuid>`).
+    pub name: String,
+    /// Logical size in bytes.
+    pub size_bytes: u64,
+    /// Data replicas; the volume occupies `size_bytes * replicas` on its tier.
+    pub replicas: u8,
+    /// Decayed IOPS, or unknown.
+    pub heat: Heat,
+    /// Tier holding all its replicas; `None` when unknown or split across tiers.
+    pub tier: Option<Tier>,
+    /// Unix seconds of the last completed move (PV annotation), if any.
+    pub last_move: Option<i64>,
+    /// Tier forced by the PVC annotation `couchestor.io/force-tier`.
+    pub pinned: Option<Tier>,
+    /// A migration of this volume is in progress.
+    pub migrating: bool,
+}
+
+impl Volume {
+    fn footprint(&self) -> u64 {
+        self.size_bytes
+            .saturating_mul(u64::from(self.replicas.max(1)))
+    }
+
+    fn density(&self) -> f64 {
+        self.heat.iops().unwrap_or(0.0) / (self.size_bytes as f64 / GIB).max(1.0)
+    }
+}
+
+/// Capacity of one tier, as summed over its pools.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TierCapacity {
+    /// Which tier.
+    pub tier: Tier,
+    /// Total bytes of the tier's pools.
+    pub capacity_bytes: u64,
+    /// Bytes already used (including replicas of in-flight moves).
+    pub used_bytes: u64,
+}
+
+/// Watermarks between a tier and the next colder one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Boundary {
+    /// Heat above which a volume on the colder tier is promoted.
+    pub promote_above: f64,
+    /// Heat below which a volume on the hotter tier is demoted.
+    pub demote_below: f64,
+}
+
+/// Policy limits and context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// spec.enabled.
+    pub enabled: bool,
+    /// Minimum seconds between two moves of one volume.
+    pub cooldown_secs: u64,
+    /// Maximum migrations running at once.
+    pub max_concurrent: u32,
+    /// Migrations running now.
+    pub active_migrations: u32,
+    /// Percent of every tier kept free.
+    pub headroom_percent: u8,
+    /// Whether the migration window is open now.
+    pub window_open: bool,
+}
+
+/// Everything the engine decides from.
+#[derive(Clone, Debug)]
+pub struct Input<'a> {
+    /// The policy's volumes.
+    pub volumes: &'a [Volume],
+    /// Tiers, hottest first.
+    pub tiers: &'a [TierCapacity],
+    /// `boundaries[i]` separates `tiers[i]` from `tiers[i + 1]`.
+    pub boundaries: &'a [Boundary],
+    /// Limits.
+    pub limits: Limits,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// A move to start now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Move {
+    /// PV name.
+    pub volume: String,
+    /// Current tier.
+    pub from: Tier,
+    /// Target tier.
+    pub to: Tier,
+    /// Heat at decision time (0 when unknown and pinned).
+    pub heat: f64,
+    /// Why.
+    pub reason: MoveReason,
+}
+
+/// Why a volume moves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MoveReason {
+    /// Heat above the promotion watermark.
+    Promote {
+        /// The watermark crossed.
+        threshold: f64,
+    },
+    /// Heat below the demotion watermark.
+    Demote {
+        /// The watermark crossed.
+        threshold: f64,
+    },
+    /// Demoted to make room for a denser volume.
+    Evicted {
+        /// The volume that needs the room.
+        for_volume: String,
+    },
+    /// Forced by the PVC annotation.
+    Pinned,
+}
+
+/// Why a volume stays where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HoldReason {
+    /// spec.enabled is false.
+    PolicyDisabled,
+    /// A migration is already running.
+    Migrating,
+    /// Current tier unknown (backend unreachable, or replicas split across tiers).
+    UnknownTier,
+    /// No metrics: unknown, never cold.
+    UnknownHeat,
+    /// Pinned to the tier it is on.
+    PinnedHere,
+    /// Between the watermarks (or already on the right tier).
+    InBand {
+        /// Heat now.
+        heat: f64,
+    },
+    /// Moved too recently.
+    Cooldown {
+        /// Seconds until it may move again.
+        remaining_secs: u64,
+    },
+    /// Wants to move, but the target tier has no room.
+    NoCapacity {
+        /// The tier that is full.
+        to: Tier,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free below the headroom.
+        free: u64,
+    },
+    /// Wants to move; all migration slots are taken.
+    ConcurrencyLimit {
+        /// Target tier.
+        to: Tier,
+    },
+    /// Wants to move; outside the migration window.
+    WindowClosed {
+        /// Target tier.
+        to: Tier,
+    },
+}
+
+/// A volume that stays, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hold {
+    /// PV name.
+    pub volume: String,
+    /// Why.
+    pub reason: HoldReason,
+}
+
+/// The engine's answer: every input volume appears exactly once, in `moves` or in `holds`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Moves to start now, in priority order.
+    pub moves: Vec<Move>,
+    /// Volumes that stay, with reasons.
+    pub holds: Vec<Hold>,
+}
+
+impl Plan {
+    /// The decision for one volume.
+    pub fn decision(&self, volume: &str) -> Option<Result<&Move, &Hold>> {
+        self.moves
+            .iter()
+            .find(|m| m.volume == volume)
+            .map(Ok)
+            .or_else(|| self.holds.iter().find(|h| h.volume == volume).map(Err))
+    }
+}
+
+struct Candidate<'v> {
+    vol: &'v Volume,
+    from: Tier,
+    to: Tier,
+    reason: MoveReason,
+}
+
+/// Decides placement. Pure: same input, same plan.
+pub fn plan(input: &Input<'_>) -> Plan {
+    let mut out = Plan::default();
+    let hold = |out: &mut Plan, v: &Volume, reason| {
+        out.holds.push(Hold {
+            volume: v.name.clone(),
+            reason,
+        })
+    };
+    let order: Vec<Tier> = input.tiers.iter().map(|t| t.tier).collect();
+    let index = |t: Tier| order.iter().position(|&x| x == t);
+
+    let mut pinned = Vec::new();
+    let mut promotions = Vec::new();
+    let mut demotions = Vec::new();
+    for v in input.volumes {
+        if !input.limits.enabled {
+            hold(&mut out, v, HoldReason::PolicyDisabled);
+            continue;
+        }
+        if v.migrating {
+            hold(&mut out, v, HoldReason::Migrating);
+            continue;
+        }
+        let Some((from, at)) = v.tier.and_then(|t| Some((t, index(t)?))) else {
+            hold(&mut out, v, HoldReason::UnknownTier);
+            continue;
+        };
+        if let Some(p) = v.pinned.filter(|p| index(*p).is_some()) {
+            if p == from {
+                hold(&mut out, v, HoldReason::PinnedHere);
+            } else {
+                pinned.push(Candidate {
+                    vol: v,
+                    from,
+                    to: p,
+                    reason: MoveReason::Pinned,
+                });
+            }
+            continue;
+        }
+        let Some(heat) = v.heat.iops() else {
+            hold(&mut out, v, HoldReason::UnknownHeat);
+            continue;
+        };
+        let (target, reason) = hysteresis(input.boundaries, at, heat);
+        let Some(reason) = reason else {
+            hold(&mut out, v, HoldReason::InBand { heat });
+            continue;
+        };
+        if let Some(remaining_secs) = cooldown_left(v, input) {
+            hold(&mut out, v, HoldReason::Cooldown { remaining_secs });
+            continue;
+        }
+        let c = Candidate {
+            vol: v,
+            from,
+            to: order[target],
+            reason,
+        };
+        if target < at {
+            promotions.push(c)
+        } else {
+            demotions.push(c)
+        }
+    }
+
+    promotions.sort_by(|a, b| {
+        b.vol
+            .density()
+            .total_cmp(&a.vol.density())
+            .then(a.vol.name.cmp(&b.vol.name))
+    });
+    demotions.sort_by(|a, b| {
+        let h = |c: &Candidate| c.vol.heat.iops().unwrap_or(0.0);
+        h(a).total_cmp(&h(b)).then(a.vol.name.cmp(&b.vol.name))
+    });
+
+    let mut free: HashMap<Tier, i128> = input
+        .tiers
+        .iter()
+        .map(|t| {
+            let usable = t.capacity_bytes as i128
+                * (100 - i128::from(input.limits.headroom_percent.min(100)))
+                / 100;
+            (t.tier, usable - t.used_bytes as i128)
+        })
+        .collect();
+    let mut accepted: Vec<Candidate> = Vec::new();
+    let mut taken: Vec<&str> = Vec::new();
+    for c in pinned {
+        if let Some(c) = reserve(c, &mut free, &mut out) {
+            taken.push(&c.vol.name);
+            accepted.push(c);
+        }
+    }
+    let mut evictions = Vec::new();
+    for c in promotions {
+        let need = c.vol.footprint() as i128;
+        if free.get(&c.to).copied().unwrap_or(0) >= need {
+            if let Some(c) = reserve(c, &mut free, &mut out) {
+                taken.push(&c.vol.name);
+                accepted.push(c);
+            }
+            continue;
+        }
+        // Full: find residents half as dense or less, not hot themselves, to demote first.
+        let mut victims = eviction_victims(input, &c, &order, &taken);
+        let mut freed = 0i128;
+        let shortfall = need - free.get(&c.to).copied().unwrap_or(0);
+        victims.retain(|v| {
+            let keep = freed < shortfall;
+            if keep {
+                freed += v.footprint() as i128;
+            }
+            keep
+        });
+        if freed >= shortfall {
+            for v in victims {
+                // The victim was recorded as holding in band; it moves instead.
+                out.holds.retain(|h| h.volume != v.name);
+                taken.push(&v.name);
+                evictions.push(Candidate {
+                    vol: v,
+                    from: c.to,
+                    to: order[index(c.to).unwrap_or(0) + 1],
+                    reason: MoveReason::Evicted {
+                        for_volume: c.vol.name.clone(),
+                    },
+                });
+            }
+        }
+        reserve(c, &mut free, &mut out);
+    }
+    for c in evictions.into_iter().chain(
+        demotions
+            .into_iter()
+            .filter(|d| !taken.contains(&d.vol.name.as_str())),
+    ) {
+        if let Some(c) = reserve(c, &mut free, &mut out) {
+            accepted.push(c);
+        }
+    }
+
+    let mut slots = input
+        .limits
+        .max_concurrent
+        .saturating_sub(input.limits.active_migrations);
+    for c in accepted {
+        let reason = if !input.limits.window_open {
+            Some(HoldReason::WindowClosed { to: c.to })
+        } else if slots == 0 {
+            Some(HoldReason::ConcurrencyLimit { to: c.to })
+        } else {
+            None
+        };
+        match reason {
+            Some(r) => hold(&mut out, c.vol, r),
+            None => {
+                slots -= 1;
+                out.moves.push(Move {
+                    volume: c.vol.name.clone(),
+                    from: c.from,
+                    to: c.to,
+                    heat: c.vol.heat.iops().unwrap_or(0.0),
+                    reason: c.reason,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Books the candidate's footprint on its target tier, or records why it cannot move.
+fn reserve<'v>(
+    c: Candidate<'v>,
+    free: &mut HashMap<Tier, i128>,
+    out: &mut Plan,
+) -> Option<Candidate<'v>> {
+    let f = free.entry(c.to).or_insert(0);
+    let need = c.vol.footprint() as i128;
+    if *f >= need {
+        *f -= need;
+        return Some(c);
+    }
+    out.holds.push(Hold {
+        volume: c.vol.name.clone(),
+        reason: HoldReason::NoCapacity {
+            to: c.to,
+            needed: need as u64,
+            free: (*f).max(0) as u64,
+        },
+    });
+    None
+}
+
+/// Target tier index by hysteresis around the current index, and the reason if it differs.
+fn hysteresis(boundaries: &[Boundary], at: usize, heat: f64) -> (usize, Option<MoveReason>) {
+    let mut i = at;
+    while i > 0 && heat > boundaries[i - 1].promote_above {
+        i -= 1;
+    }
+    if i < at {
+        return (
+            i,
+            Some(MoveReason::Promote {
+                threshold: boundaries[i].promote_above,
+            }),
+        );
+    }
+    while i < boundaries.len() && heat < boundaries[i].demote_below {
+        i += 1;
+    }
+    if i > at {
+        return (
+            i,
+            Some(MoveReason::Demote {
+                threshold: boundaries[i - 1].demote_below,
+            }),
+        );
+    }
+    (at, None)
+}
+
+fn cooldown_left(v: &Volume, input: &Input<'_>) -> Option<u64> {
+    let last = v.last_move?;
+    let until = last.saturating_add(input.limits.cooldown_secs as i64);
+    (until > input.now).then(|| (until - input.now) as u64)
+}
+
+/// Residents of the candidate's target tier that may be demoted to make room: not migrating,
+/// not pinned, out of cooldown, below the promotion watermark into that tier, and at most half
+/// as dense as the candidate. Least dense first.
+fn eviction_victims<'v>(
+    input: &Input<'v>,
+    c: &Candidate<'_>,
+    order: &[Tier],
+    taken: &[&str],
+) -> Vec<&'v Volume> {
+    let Some(at) = order.iter().position(|&t| t == c.to) else {
+        return Vec::new();
+    };
+    if at + 1 >= order.len() {
+        return Vec::new();
+    }
+    let threshold = input.boundaries[at].promote_above;
+    let mut victims: Vec<&Volume> = input
+        .volumes
+        .iter()
+        .filter(|v| {
+            v.tier == Some(c.to)
+                && !v.migrating
+                && v.pinned.is_none()
+                && !taken.contains(&v.name.as_str())
+                && cooldown_left(v, input).is_none()
+                && v.heat.iops().is_some_and(|h| h <= threshold)
+                && v.density() * 2.0 <= c.vol.density()
+        })
+        .collect();
+    victims.sort_by(|a, b| {
+        a.density()
+            .total_cmp(&b.density())
+            .then(a.name.cmp(&b.name))
+    });
+    victims
+}
+
+impl fmt::Display for MoveReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MoveReason::Promote { threshold } => {
+                write!(f, "heat above the promotion watermark {threshold:.0} IOPS")
+            }
+            MoveReason::Demote { threshold } => {
+                write!(f, "heat below the demotion watermark {threshold:.0} IOPS")
+            }
+            MoveReason::Evicted { for_volume } => {
+                write!(f, "making room for the denser volume {for_volume}")
+            }
+            MoveReason::Pinned => f.write_str("pinned by the couchestor.io/force-tier annotation"),
+        }
+    }
+}
+
+impl fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HoldReason::PolicyDisabled => f.write_str("policy is disabled"),
+            HoldReason::Migrating => f.write_str("a migration is already in progress"),
+            HoldReason::UnknownTier => f.write_str(
+                "current tier unknown (backend unreachable or replicas on several tiers)",
+            ),
+            HoldReason::UnknownHeat => {
+                f.write_str("no metrics: heat unknown, treated as unknown and never as cold")
+            }
+            HoldReason::PinnedHere => {
+                f.write_str("pinned to its current tier by couchestor.io/force-tier")
+            }
+            HoldReason::InBand { heat } => write!(
+                f,
+                "heat {heat:.0} IOPS is within the watermarks for its tier"
+            ),
+            HoldReason::Cooldown { remaining_secs } => {
+                write!(f, "in cooldown for another {}s", remaining_secs)
+            }
+            HoldReason::NoCapacity { to, needed, free } => {
+                write!(
+                    f,
+                    "tier {to} has no room: needs {:.1} GiB, {:.1} GiB free below headroom",
+                    *needed as f64 / GIB,
+                    *free as f64 / GIB
+                )
+            }
+            HoldReason::ConcurrencyLimit { to } => {
+                write!(f, "would move to {to}; all migration slots are busy")
+            }
+            HoldReason::WindowClosed { to } => {
+                write!(f, "would move to {to}; outside the migration window")
+            }
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The placement engine, fed data directly: no cluster, no clock, no I/O.
+
+use couchestor_common::Tier::{Cold, Hot, Warm};
+use couchestor_common::heat::Heat;
+use couchestor_common::plan::*;
+
+const GIB: u64 = 1 << 30;
+const NOW: i64 = 1_800_000_000;
+
+fn vol(name: &str, gib: u64, heat: Option<f64>, tier: couchestor_common::Tier) -> Volume {
+    Volume {
+        name: name.into(),
+        size_bytes: gib * GIB,
+        replicas: 1,
+        heat: heat.map_or(Heat::Unknown, Heat::Known),
+        tier: Some(tier),
+        last_move: None,
+        pinned: None,
+        migrating: false,
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        enabled: true,
+        cooldown_secs: 86_400,
+        max_concurrent: 10,
+        active_migrations: 0,
+        headroom_percent: 10,
+        window_open: true,
+    }
+}
+
+fn two_tiers(hot_cap_gib: u64, hot_used_gib: u64) -> Vec<TierCapacity> {
+    vec![
+        TierCapacity {
+            tier: Hot,
+            capacity_bytes: hot_cap_gib * GIB,
+            used_bytes: hot_used_gib * GIB,
+        },
+        TierCapacity {
+            tier: Cold,
+            capacity_bytes: 100_000 * GIB,
+            used_bytes: 0,
+        },
+    ]
+}
+
+const WATERMARKS: [Boundary; 1] = [Boundary {
+    promote_above: 1000.0,
+    demote_below: 100.0,
+}];
+
+fn run(volumes: &[Volume], tiers: &[TierCapacity], limits: Limits) -> Plan {
+    let p = plan(&Input {
+        volumes,
+        tiers,
+        boundaries: &WATERMARKS,
+        limits,
+        now: NOW,
+    });
+    // Invariant: every volume appears exactly once.
+    for v in volumes {
+        let n = p.moves.iter().filter(|m| m.volume == v.name).count()
+            + p.holds.iter().filter(|h| h.volume == v.name).count();
+        assert_eq!(n, 1, "{} appears {n} times in {p:?}", v.name);
+    }
+    p
+}
+
+fn moved(p: &Plan) -> Vec<(&str, couchestor_common::Tier)> {
+    p.moves.iter().map(|m| (m.volume.as_str(), m.to)).collect()
+}
+
+fn hold_of<'p>(p: &'p Plan, v: &str) -> &'p HoldReason {
+    &p.decision(v).unwrap().expect_err("held").reason
+}
+
+#[test]
+fn hysteresis_promotes_above_high_demotes_below_low_and_holds_between() {
+    let vols = [
+        vol("hot-on-cold", 10, Some(1500.0), Cold),
+        vol("cold-on-hot", 10, Some(50.0), Hot),
+        vol("band-on-hot", 10, Some(500.0), Hot),
+        vol("band-on-cold", 10, Some(500.0), Cold),
+        vol("exactly-high", 10, Some(1000.0), Cold),
+        vol("exactly-low", 10, Some(100.0), Hot),
+    ];
+    let p = run(&vols, &two_tiers(1000, 30), limits());
+    assert_eq!(moved(&p), vec![("hot-on-cold", Hot), ("cold-on-hot", Cold)]);
+    for v in ["band-on-hot", "band-on-cold", "exactly-high", "exactly-low"] {
+        assert!(matches!(hold_of(&p, v), HoldReason::InBand { .. }), "{v}");
+    }
+    assert!(matches!(p.moves[0].reason, MoveReason::Promote { threshold } if threshold == 1000.0));
+    assert!(matches!(p.moves[1].reason, MoveReason::Demote { threshold } if threshold == 100.0));
+}
+
+#[test]
+fn missing_metrics_never_demote() {
+    let vols = [
+        vol("no-metrics-on-hot", 10, None, Hot),
+        vol("no-metrics-on-cold", 10, None, Cold),
+    ];
+    let p = run(&vols, &two_tiers(1000, 20), limits());
+    assert!(p.moves.is_empty());
+    assert_eq!(hold_of(&p, "no-metrics-on-hot"), &HoldReason::UnknownHeat);
+    assert_eq!(hold_of(&p, "no-metrics-on-cold"), &HoldReason::UnknownHeat);
+}
+
+#[test]
+fn unknown_tier_disabled_and_migrating_hold() {
+    let mut split = vol("split", 10, Some(5000.0), Cold);
+    split.tier = None;
+    let mut busy = vol("busy", 10, Some(5000.0), Cold);
+    busy.migrating = true;
+    let p = run(
+        &[split.clone(), busy.clone()],
+        &two_tiers(1000, 0),
+        limits(),
+    );
+    assert!(p.moves.is_empty());
+    assert_eq!(hold_of(&p, "split"), &HoldReason::UnknownTier);
+    assert_eq!(hold_of(&p, "busy"), &HoldReason::Migrating);
+
+    let off = Limits {
+        enabled: false,
+        ..limits()
+    };
+    let p = run(&[vol("x", 1, Some(9e9), Cold)], &two_tiers(1000, 0), off);
+    assert_eq!(hold_of(&p, "x"), &HoldReason::PolicyDisabled);
+}
+
+#[test]
+fn cooldown_blocks_a_recently_moved_volume() {
+    let mut v = vol("recent", 10, Some(5000.0), Cold);
+    v.last_move = Some(NOW - 3600);
+    let p = run(&[v.clone()], &two_tiers(1000, 0), limits());
+    assert_eq!(
+        hold_of(&p, "recent"),
+        &HoldReason::Cooldown {
+            remaining_secs: 86_400 - 3600
+        }
+    );
+    v.last_move = Some(NOW - 86_400);
+    let p = run(&[v], &two_tiers(1000, 0), limits());
+    assert_eq!(moved(&p), vec![("recent", Hot)]);
+}
+
+#[test]
+fn never_plans_into_a_full_tier_and_fills_densest_first() {
+    // 100 GiB hot tier, 10% headroom, 60 used: 30 GiB free. Three hot candidates of 20 GiB;
+    // only one fits, and it is the densest.
+    let vols = [
+        vol("a-dense", 20, Some(8000.0), Cold),
+        vol("b-medium", 20, Some(4000.0), Cold),
+        vol("c-light", 20, Some(2000.0), Cold),
+    ];
+    let p = run(&vols, &two_tiers(100, 60), limits());
+    assert_eq!(moved(&p), vec![("a-dense", Hot)]);
+    for v in ["b-medium", "c-light"] {
+        match hold_of(&p, v) {
+            HoldReason::NoCapacity {
+                to: Hot,
+                needed,
+                free,
+            } => {
+                assert_eq!(*needed, 20 * GIB);
+                assert_eq!(*free, 10 * GIB);
+            }
+            other => panic!("{v}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn replicas_count_towards_the_footprint() {
+    let mut v = vol("three-copies", 20, Some(5000.0), Cold);
+    v.replicas = 3;
+    // 50 GiB free below headroom: one copy would fit, three do not.
+    let p = run(&[v], &two_tiers(100, 40), limits());
+    assert!(
+        matches!(hold_of(&p, "three-copies"), HoldReason::NoCapacity { needed, .. } if *needed == 60 * GIB)
+    );
+}
+
+#[test]
+fn a_full_fast_tier_evicts_a_much_less_dense_resident() {
+    // Hot tier full (90 of 90 usable). A 10 GiB volume at 5000 IOPS wants in; residents:
+    // a 10 GiB volume at 150 IOPS (in band, 15 IOPS/GiB), one at 900 (90 IOPS/GiB), and a
+    // 20 GiB one at 900 (45 IOPS/GiB); the tier's other 50 GiB belong to other policies.
+    let vols = [
+        vol("newcomer", 10, Some(5000.0), Cold),
+        vol("lukewarm", 10, Some(150.0), Hot),
+        vol("warmish", 10, Some(900.0), Hot),
+        vol("filler", 20, Some(900.0), Hot),
+    ];
+    let p = run(&vols, &two_tiers(100, 90), limits());
+    // The least dense resident is demoted now; the newcomer waits for the room.
+    assert_eq!(moved(&p), vec![("lukewarm", Cold)]);
+    assert!(
+        matches!(&p.moves[0].reason, MoveReason::Evicted { for_volume } if for_volume == "newcomer")
+    );
+    assert!(matches!(
+        hold_of(&p, "newcomer"),
+        HoldReason::NoCapacity { to: Hot, .. }
+    ));
+
+    // A resident that is itself above the promotion watermark is never evicted.
+    let vols = [
+        vol("newcomer", 10, Some(50_000.0), Cold),
+        vol("resident", 90, Some(2000.0), Hot),
+    ];
+    let p = run(&vols, &two_tiers(100, 90), limits());
+    assert!(p.moves.is_empty(), "{p:?}");
+}
+
+#[test]
+fn concurrency_limit_and_window_gate_starts() {
+    let vols: Vec<_> = (0..5)
+        .map(|i| vol(&format!("v{i}"), 1, Some(2000.0 + f64::from(i)), Cold))
+        .collect();
+    let p = run(
+        &vols,
+        &two_tiers(1000, 0),
+        Limits {
+            max_concurrent: 3,
+            active_migrations: 1,
+            ..limits()
+        },
+    );
+    assert_eq!(p.moves.len(), 2);
+    // Densest first.
+    assert_eq!(p.moves[0].volume, "v4");
+    assert_eq!(p.moves[1].volume, "v3");
+    assert_eq!(hold_of(&p, "v0"), &HoldReason::ConcurrencyLimit { to: Hot });
+
+    let p = run(
+        &vols,
+        &two_tiers(1000, 0),
+        Limits {
+            window_open: false,
+            ..limits()
+        },
+    );
+    assert!(p.moves.is_empty());
+    assert_eq!(hold_of(&p, "v2"), &HoldReason::WindowClosed { to: Hot });
+}
+
+#[test]
+fn force_tier_pin_wins_over_heat_and_cooldown() {
+    let mut v = vol("pinned-cold", 10, Some(9000.0), Hot);
+    v.pinned = Some(Cold);
+    v.last_move = Some(NOW - 60);
+    let mut here = vol("pinned-here", 10, Some(1.0), Hot);
+    here.pinned = Some(Hot);
+    let mut no_metrics = vol("pinned-unknown", 10, None, Cold);
+    no_metrics.pinned = Some(Hot);
+    let p = run(&[v, here, no_metrics], &two_tiers(1000, 0), limits());
+    assert_eq!(
+        moved(&p),
+        vec![("pinned-cold", Cold), ("pinned-unknown", Hot)]
+    );
+    assert_eq!(p.moves[0].reason, MoveReason::Pinned);
+    assert_eq!(hold_of(&p, "pinned-here"), &HoldReason::PinnedHere);
+}
+
+#[test]
+fn three_tiers_move_across_two_boundaries() {
+    let tiers = [
+        TierCapacity {
+            tier: Hot,
+            capacity_bytes: 1000 * GIB,
+            used_bytes: 0,
+        },
+        TierCapacity {
+            tier: Warm,
+            capacity_bytes: 1000 * GIB,
+            used_bytes: 0,
+        },
+        TierCapacity {
+            tier: Cold,
+            capacity_bytes: 1000 * GIB,
+            used_bytes: 0,
+        },
+    ];
+    let b = [
+        Boundary {
+            promote_above: 1000.0,
+            demote_below: 200.0,
+        },
+        Boundary {
+            promote_above: 100.0,
+            demote_below: 10.0,
+        },
+    ];
+    let vols = [
+        vol("blazing-on-cold", 1, Some(5000.0), Cold),
+        vol("warm-on-cold", 1, Some(300.0), Cold),
+        vol("frozen-on-hot", 1, Some(1.0), Hot),
+        vol("cool-on-hot", 1, Some(50.0), Hot),
+        vol("band-on-warm", 1, Some(150.0), Warm),
+    ];
+    let p = plan(&Input {
+        volumes: &vols,
+        tiers: &tiers,
+        boundaries: &b,
+        limits: limits(),
+        now: NOW,
+    });
+    let mut m = moved(&p);
+    m.sort();
+    assert_eq!(
+        m,
+        vec![
+            ("blazing-on-cold", Hot),
+            ("cool-on-hot", Warm),
+            ("frozen-on-hot", Cold),
+            ("warm-on-cold", Warm)
+        ]
+    );
+    assert!(matches!(
+        hold_of(&p, "band-on-warm"),
+        HoldReason::InBand { .. }
+    ));
+}
+
+#[test]
+fn heat_oscillating_inside_the_band_never_moves() {
+    // 1,000 cycles of noisy heat between the watermarks: zero moves, so zero ping-pong.
+    let mut state = 12345u64;
+    for cycle in 0..1000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let heat = 101.0 + (state >> 11) as f64 / (1u64 << 53) as f64 * 898.0;
+        let tier = if cycle % 2 == 0 { Hot } else { Cold };
+        let p = run(
+            &[vol("wobbly", 10, Some(heat), tier)],
+            &two_tiers(1000, 0),
+            limits(),
+        );
+        assert!(p.moves.is_empty(), "cycle {cycle}: heat {heat} moved");
+    }
+}
+
+#[test]
+fn reasons_read_well() {
+    let r = HoldReason::NoCapacity {
+        to: Hot,
+        needed: 20 * GIB,
+        free: 5 * GIB,
+    };
+    assert_eq!(
+        r.to_string(),
+        "tier hot has no room: needs 20.0 GiB, 5.0 GiB free below headroom"
+    );
+    assert_eq!(
+        HoldReason::UnknownHeat.to_string(),
+        "no metrics: heat unknown, treated as unknown and never as cold"
+    );
+    assert_eq!(
+        MoveReason::Promote { threshold: 1000.0 }.to_string(),
+        "heat above the promotion watermark 1000 IOPS"
+    );
+}
