@@ -3,9 +3,11 @@
 //! Nothing in this crate performs I/O: the controller feeds it data and acts on its answers.
 
 pub mod heat;
+pub mod layout;
 pub mod plan;
 pub mod storagepolicy;
 pub mod tier;
+pub mod window;
 
 pub use storagepolicy::{StoragePolicy, StoragePolicySpec, StoragePolicyStatus};
 pub use tier::Tier;
