@@ -17,7 +17,7 @@
 //!    to make room in a later cycle.
 //! 6. Concurrency and the migration window gate which planned moves start now.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use crate::heat::Heat;
@@ -315,39 +315,22 @@ pub fn plan(input: &Input<'_>) -> Plan {
         })
         .collect();
     let mut accepted: Vec<Candidate> = Vec::new();
-    let mut taken: Vec<&str> = Vec::new();
+    let mut taken: HashSet<&str> = HashSet::new();
     for c in pinned {
         if let Some(c) = reserve(c, &mut free, &mut out) {
-            taken.push(&c.vol.name);
+            taken.insert(&c.vol.name);
             accepted.push(c);
         }
     }
+    let mut residents = Residents::new(input, &order);
     let mut evictions = Vec::new();
     for c in promotions {
         let need = c.vol.footprint() as i128;
-        if free.get(&c.to).copied().unwrap_or(0) >= need {
-            if let Some(c) = reserve(c, &mut free, &mut out) {
-                taken.push(&c.vol.name);
-                accepted.push(c);
-            }
-            continue;
-        }
-        // Full: find residents half as dense or less, not hot themselves, to demote first.
-        let mut victims = eviction_victims(input, &c, &order, &taken);
-        let mut freed = 0i128;
         let shortfall = need - free.get(&c.to).copied().unwrap_or(0);
-        victims.retain(|v| {
-            let keep = freed < shortfall;
-            if keep {
-                freed += v.footprint() as i128;
-            }
-            keep
-        });
-        if freed >= shortfall {
-            for v in victims {
-                // The victim was recorded as holding in band; it moves instead.
-                out.holds.retain(|h| h.volume != v.name);
-                taken.push(&v.name);
+        if shortfall > 0 {
+            // Full: demote residents half as dense or less, not hot themselves, first.
+            for v in residents.evict(c.to, c.vol.density(), shortfall) {
+                taken.insert(&v.name);
                 evictions.push(Candidate {
                     vol: v,
                     from: c.to,
@@ -358,13 +341,20 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 });
             }
         }
-        reserve(c, &mut free, &mut out);
+        if let Some(c) = reserve(c, &mut free, &mut out) {
+            taken.insert(&c.vol.name);
+            accepted.push(c);
+        }
     }
-    for c in evictions.into_iter().chain(
-        demotions
-            .into_iter()
-            .filter(|d| !taken.contains(&d.vol.name.as_str())),
-    ) {
+    // Evicted volumes were recorded as holding in band; they move instead.
+    let evicted: HashSet<&str> = evictions.iter().map(|c| c.vol.name.as_str()).collect();
+    if !evicted.is_empty() {
+        out.holds.retain(|h| !evicted.contains(h.volume.as_str()));
+    }
+    let demotions = demotions
+        .into_iter()
+        .filter(|d| !taken.contains(d.vol.name.as_str()));
+    for c in evictions.into_iter().chain(demotions) {
         if let Some(c) = reserve(c, &mut free, &mut out) {
             accepted.push(c);
         }
@@ -456,41 +446,69 @@ fn cooldown_left(v: &Volume, input: &Input<'_>) -> Option<u64> {
     (until > input.now).then(|| (until - input.now) as u64)
 }
 
-/// Residents of the candidate's target tier that may be demoted to make room: not migrating,
-/// not pinned, out of cooldown, below the promotion watermark into that tier, and at most half
-/// as dense as the candidate. Least dense first.
-fn eviction_victims<'v>(
-    input: &Input<'v>,
-    c: &Candidate<'_>,
-    order: &[Tier],
-    taken: &[&str],
-) -> Vec<&'v Volume> {
-    let Some(at) = order.iter().position(|&t| t == c.to) else {
-        return Vec::new();
-    };
-    if at + 1 >= order.len() {
-        return Vec::new();
+/// Per tier, the residents that may be demoted to make room for a denser volume: not
+/// migrating, not pinned, out of cooldown, not above the promotion watermark into that tier.
+/// Least dense first; each is handed out at most once.
+struct Residents<'v> {
+    by_tier: HashMap<Tier, VecDeque<&'v Volume>>,
+}
+
+impl<'v> Residents<'v> {
+    fn new(input: &Input<'v>, order: &[Tier]) -> Self {
+        let mut by_tier: HashMap<Tier, Vec<&'v Volume>> = HashMap::new();
+        for v in input.volumes {
+            let Some(at) = v.tier.and_then(|t| order.iter().position(|&x| x == t)) else {
+                continue;
+            };
+            if at + 1 >= order.len()
+                || v.migrating
+                || v.pinned.is_some()
+                || cooldown_left(v, input).is_some()
+            {
+                continue;
+            }
+            if v.heat
+                .iops()
+                .is_some_and(|h| h <= input.boundaries[at].promote_above)
+            {
+                by_tier.entry(order[at]).or_default().push(v);
+            }
+        }
+        let by_tier = by_tier
+            .into_iter()
+            .map(|(t, mut vs)| {
+                vs.sort_by(|a, b| {
+                    a.density()
+                        .total_cmp(&b.density())
+                        .then(a.name.cmp(&b.name))
+                });
+                (t, vs.into())
+            })
+            .collect();
+        Self { by_tier }
     }
-    let threshold = input.boundaries[at].promote_above;
-    let mut victims: Vec<&Volume> = input
-        .volumes
-        .iter()
-        .filter(|v| {
-            v.tier == Some(c.to)
-                && !v.migrating
-                && v.pinned.is_none()
-                && !taken.contains(&v.name.as_str())
-                && cooldown_left(v, input).is_none()
-                && v.heat.iops().is_some_and(|h| h <= threshold)
-                && v.density() * 2.0 <= c.vol.density()
-        })
-        .collect();
-    victims.sort_by(|a, b| {
-        a.density()
-            .total_cmp(&b.density())
-            .then(a.name.cmp(&b.name))
-    });
-    victims
+
+    /// The least dense residents of `tier`, each at most half of `density`, whose footprints
+    /// cover `shortfall` bytes, or nothing if they cannot. (No resident is ever a pinned or
+    /// promoted volume: pins are excluded, and a volume being promoted out of a tier is above
+    /// that tier's own, lower, promotion watermark.)
+    fn evict(&mut self, tier: Tier, density: f64, shortfall: i128) -> Vec<&'v Volume> {
+        let Some(queue) = self.by_tier.get_mut(&tier) else {
+            return Vec::new();
+        };
+        let (mut freed, mut n) = (0i128, 0);
+        for v in queue.iter() {
+            if freed >= shortfall || v.density() * 2.0 > density {
+                break;
+            }
+            freed += v.footprint() as i128;
+            n += 1;
+        }
+        if freed < shortfall {
+            return Vec::new();
+        }
+        queue.drain(..n).collect()
+    }
 }
 
 impl fmt::Display for MoveReason {
