@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(prometheus)
+APT_PACKAGES=(prometheus sysstat)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,31 +1,63 @@
 //! `couchestor-agent`: the CoucheStor node agent (privileged DaemonSet).
 //!
-//! This build carries the command-line skeleton and the gRPC contract; device telemetry,
-//! the cold tier and the block cache arrive with their own issues.
+//! This build carries the device telemetry (`devices`) and the gRPC contract; the gRPC
+//! service, the cold tier and the block cache arrive with their own issues.
+//!
+//! Exit status: 0 on success, 2 on bad usage, 1 on a runtime error (the message names the
+//! file or directory involved).
 
-use clap::{Parser, Subcommand};
+mod cli;
+mod output;
 
-/// CoucheStor node agent: device telemetry, block cache and erasure-coded cold tier.
-#[derive(Parser, Debug)]
-#[command(name = "couchestor-agent", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, RunError};
+
+/// Logs go to standard error (standard output carries the reports); `RUST_LOG` overrides
+/// the default level, `warn`.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
+    if let Err(e) = installed {
+        eprintln!("couchestor-agent: warning: logging unavailable: {e}");
+    }
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Print the agent and protocol versions.
-    Version,
+fn run(command: Command) -> Result<(), RunError> {
+    let mut out = io::stdout().lock();
+    match command {
+        Command::Version => {
+            writeln!(
+                out,
+                "couchestor-agent {} (agent protocol v{})",
+                env!("CARGO_PKG_VERSION"),
+                couchestor_proto::PROTOCOL_VERSION
+            )?;
+            Ok(())
+        }
+        Command::Devices(args) => cli::run_devices(&args, &mut out),
+    }
 }
 
-fn main() {
+fn main() -> ExitCode {
+    // Bad usage: clap prints the error and exits with status 2.
     let cli = Cli::parse();
-    match cli.command {
-        Command::Version => println!(
-            "couchestor-agent {} (agent protocol v{})",
-            env!("CARGO_PKG_VERSION"),
-            couchestor_proto::PROTOCOL_VERSION
-        ),
+    init_logging();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (e.g. `| head`): nothing left to report to.
+        Err(RunError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("couchestor-agent: error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

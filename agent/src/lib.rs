@@ -1,0 +1,6 @@
+//! CoucheStor node agent library: device telemetry read from sysfs, and the rates derived
+//! from it. The `couchestor-agent` binary and (later) its gRPC service build on this.
+
+pub mod rates;
+pub mod report;
+pub mod sysfs;
