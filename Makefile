@@ -14,4 +14,4 @@ lint:
 
 # Regenerates deploy/crds/ from the Rust types (a test fails when they drift).
 crds:
-	cargo run -q -p couchestor-controller -- crd > deploy/crds/storagepolicy.yaml
+	cargo run -q -p couchestor-controller -- crd > deploy/crds/crds.yaml

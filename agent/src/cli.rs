@@ -29,6 +29,12 @@ pub enum Command {
     /// Sample every block device twice, an interval apart, and print its rates like
     /// `iostat -x` does.
     Devices(DevicesArgs),
+    /// Serve, query or diagnose the node agent (`serve`, `health`, `check`).
+    #[command(flatten)]
+    Node(couchestor_agent::server::NodeCommand),
+    /// Erasure-coded archives of the cold tier: encode, restore, verify, scrub.
+    #[command(subcommand)]
+    Ec(crate::ec_cli::EcCommand),
 }
 
 /// Output formats of `devices`.

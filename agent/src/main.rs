@@ -7,6 +7,7 @@
 //! file or directory involved).
 
 mod cli;
+mod ec_cli;
 mod output;
 
 use std::io::{self, Write};
@@ -44,6 +45,8 @@ fn run(command: Command) -> Result<(), RunError> {
             Ok(())
         }
         Command::Devices(args) => cli::run_devices(&args, &mut out),
+        // Dispatched by `main` before `run`: these commands choose their own exit status.
+        Command::Node(_) | Command::Ec(_) => Ok(()),
     }
 }
 
@@ -51,7 +54,12 @@ fn main() -> ExitCode {
     // Bad usage: clap prints the error and exits with status 2.
     let cli = Cli::parse();
     init_logging();
-    match run(cli.command) {
+    let command = match cli.command {
+        Command::Node(node) => return node.run(),
+        Command::Ec(ec) => return ec_cli::run(ec),
+        command => command,
+    };
+    match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (e.g. `| head`): nothing left to report to.
         Err(RunError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

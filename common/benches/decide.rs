@@ -34,7 +34,14 @@ fn main() {
     let now = 1_800_000_000i64;
     println!("| volumes | heat scoring (median) | plan() (median) | total | moves planned |");
     println!("|---:|---:|---:|---:|---:|");
-    for n in [1_000usize, 10_000, 100_000] {
+    // `cargo bench` passes --bench; under `cargo test --all-targets` this is a quick smoke run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes: &[usize] = if full {
+        &[1_000, 10_000, 100_000]
+    } else {
+        &[1_000]
+    };
+    for &n in sizes {
         let mut rng = Rng(42);
         let series: Vec<Vec<Sample>> = (0..n)
             .map(|i| {
@@ -83,7 +90,13 @@ fn main() {
             promote_above: 100.0,
             demote_below: 10.0,
         }];
-        let runs = if n >= 100_000 { 5 } else { 21 };
+        let runs = if !full {
+            1
+        } else if n >= 100_000 {
+            5
+        } else {
+            21
+        };
         let (mut heat_t, mut plan_t) = (Vec::new(), Vec::new());
         let mut moves = 0;
         for _ in 0..runs {

@@ -4,6 +4,7 @@
 
 pub mod heat;
 pub mod layout;
+pub mod migration;
 pub mod plan;
 pub mod storagepolicy;
 pub mod tier;

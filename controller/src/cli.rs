@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use couchestor_common::StoragePolicy;
+use couchestor_common::migration::VolumeMigration;
 use kube::CustomResourceExt;
 
 /// CoucheStor moves Mayastor volumes between NVMe and SATA tiers by how hot they are.
@@ -16,6 +17,12 @@ pub struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (the source of deploy/crds/).
     Crd,
+    /// Run the operator: watch StoragePolicies, score heat, plan and report (leader-elected).
+    Run(crate::run::RunArgs),
+    /// Explain why a PersistentVolume is or is not migrating.
+    Explain(crate::explain::ExplainArgs),
+    /// Score the placement engine on a synthetic workload against an oracle and a baseline.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 impl Cli {
@@ -26,13 +33,36 @@ impl Cli {
                 print!("{}", crd_yaml()?);
                 Ok(())
             }
+            Command::Run(args) => runtime()?.block_on(crate::run::run(args)),
+            Command::Explain(args) => runtime()?.block_on(crate::explain::explain(args)),
+            Command::Simulate(args) => crate::simulate::run(args),
         }
     }
 }
 
+/// A multi-threaded Tokio runtime, with ring installed as the TLS crypto provider.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    install_crypto_provider();
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Installs ring as rustls' process-wide crypto provider (reqwest is built without one).
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+}
+
 /// All CRDs this controller owns, as one multi-document YAML stream.
 pub fn crd_yaml() -> anyhow::Result<String> {
-    Ok(serde_yaml_ng::to_string(&StoragePolicy::crd())?)
+    Ok(format!(
+        "{}---\n{}",
+        serde_yaml_ng::to_string(&StoragePolicy::crd())?,
+        serde_yaml_ng::to_string(&VolumeMigration::crd())?
+    ))
 }
 
 #[cfg(test)]
@@ -40,10 +70,10 @@ mod tests {
     /// deploy/crds/ is generated; it must never drift from the Rust types.
     #[test]
     fn committed_crd_matches_the_rust_types() {
-        let committed = include_str!("../../deploy/crds/storagepolicy.yaml");
+        let committed = include_str!("../../deploy/crds/crds.yaml");
         assert!(
             super::crd_yaml().unwrap() == committed,
-            "deploy/crds/storagepolicy.yaml is stale: run `cargo run -p couchestor-controller -- crd > deploy/crds/storagepolicy.yaml`"
+            "deploy/crds/crds.yaml is stale: run `make crds`"
         );
     }
 }

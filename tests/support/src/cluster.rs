@@ -26,6 +26,7 @@ pub const TEST_LABEL: &str = "couchestor.io/test";
 pub struct TestCluster {
     url: String,
     ca_der: Vec<u8>,
+    ca_pem: String,
     _etcd: ChildProcess,
     _apiserver: ChildProcess,
     _dir: RunDir,
@@ -164,6 +165,7 @@ impl TestCluster {
         let cluster = Self {
             url,
             ca_der: ca.cert_der(),
+            ca_pem: ca.cert_pem(),
             _etcd: etcd,
             _apiserver: apiserver,
             _dir: dir,
@@ -184,6 +186,22 @@ impl TestCluster {
         config.auth_info.token = Some(token.to_string().into());
         config.default_namespace = "default".into();
         config
+    }
+
+    /// Writes a kubeconfig for `token` to `path`, for processes under test (`KUBECONFIG`).
+    pub fn write_kubeconfig(&self, path: &Path, token: &str) -> Result<()> {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": {"server": self.url, "certificate-authority-data": ca}}],
+            "users": [{"name": "test", "user": {"token": token}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "default"}}],
+            "current-context": "test",
+        });
+        std::fs::write(path, serde_yaml_ng::to_string(&config)?)
+            .with_context(|| format!("write {}", path.display()))
     }
 
     /// A new admin client. Create one per test: clients are bound to the test's runtime.

@@ -58,6 +58,32 @@ impl TestCa {
         self.issue(&[], common_name, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
+    /// A client certificate valid only from `not_before` to `not_after` (either may lie in
+    /// the past, e.g. to make an expired certificate).
+    pub fn client_cert_valid_between(
+        &self,
+        common_name: &str,
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+    ) -> Result<CertPair> {
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        let since_epoch = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH);
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = epoch + since_epoch(not_before)?;
+        params.not_after = epoch + since_epoch(not_after)?;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
     fn issue(&self, sans: &[&str], cn: &str, usage: ExtendedKeyUsagePurpose) -> Result<CertPair> {
         let mut params =
             CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;

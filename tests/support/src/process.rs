@@ -47,8 +47,19 @@ pub struct ChildProcess {
 }
 
 impl ChildProcess {
-    /// Starts `program args...` with output appended to `log`.
+    /// Starts `program args...` with output written to `log`.
     pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Self> {
+        Self::spawn_with_env(name, program, args, log, &[])
+    }
+
+    /// Like [`ChildProcess::spawn`], with extra environment variables for the child only.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Self> {
         let out =
             std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
         let mut cmd = Command::new("setpriv");
@@ -60,6 +71,9 @@ impl ChildProcess {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let (tx, rx) = mpsc::channel();
         supervisor()
             .lock()

@@ -1,0 +1,176 @@
+//! Errors of the archive engine; every message names the file or directory involved.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::manifest::ManifestError;
+
+/// Why an erasure-coding operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EcError {
+    /// Invalid parameters (k, m, block size, archive id, number of shard directories).
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    /// A `--shard-dir` does not exist or is not a directory.
+    #[error("shard directory {0} does not exist or is not a directory")]
+    MissingShardDir(PathBuf),
+    /// The same directory was given twice.
+    #[error("shard directory {0} is given more than once")]
+    DuplicateShardDir(PathBuf),
+    /// The source cannot be archived (not a regular file or block device).
+    #[error("{0} is neither a regular file nor a block device")]
+    UnsupportedSource(PathBuf),
+    /// A file system is full.
+    #[error("no space left on {dir}")]
+    NoSpace {
+        /// The shard directory (or the restore target's directory) that ran out of space.
+        dir: PathBuf,
+    },
+    /// Any other I/O failure.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was being done ("read", "write", "rename", ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Fewer intact shards than `k`.
+    #[error("too few shards to reconstruct{}: {present} present, {needed} needed", stripe_text(*.stripe))]
+    TooFewShards {
+        /// Intact shards found.
+        present: usize,
+        /// Shards needed (k).
+        needed: usize,
+        /// The stripe that cannot be rebuilt, when the shortage is per stripe.
+        stripe: Option<u64>,
+    },
+    /// No archive was found in the shard directories.
+    #[error("no archive{} found in {}", id_text(.id), join(.dirs))]
+    NoArchive {
+        /// The archive id looked for, if one was given.
+        id: Option<String>,
+        /// The directories searched.
+        dirs: Vec<PathBuf>,
+    },
+    /// The shard directories hold different archives.
+    #[error(
+        "shard directories hold different archives: {a_dir} has {a_id:?}, {b_dir} has {b_id:?} \
+         (pass --archive-id to choose one)"
+    )]
+    DifferentArchives {
+        /// First directory.
+        a_dir: PathBuf,
+        /// Its archive.
+        a_id: String,
+        /// Second directory.
+        b_dir: PathBuf,
+        /// Its archive.
+        b_id: String,
+    },
+    /// Two manifests of the same archive disagree.
+    #[error("mismatched parameters: {a_dir} has {a}, {b_dir} has {b}")]
+    Mismatch {
+        /// First directory.
+        a_dir: PathBuf,
+        /// What it says.
+        a: String,
+        /// Second directory.
+        b_dir: PathBuf,
+        /// What it says.
+        b: String,
+    },
+    /// The archive exists and is complete.
+    #[error("archive {id:?} already exists in {dir} (pass --force to overwrite it)")]
+    ArchiveExists {
+        /// Archive id.
+        id: String,
+        /// A directory holding a complete manifest of it.
+        dir: PathBuf,
+    },
+    /// Only manifests of an interrupted encode were found.
+    #[error(
+        "archive {id:?} in {dir} is incomplete (an encode was interrupted): run the encode again"
+    )]
+    Incomplete {
+        /// Archive id.
+        id: String,
+        /// A directory holding an incomplete manifest.
+        dir: PathBuf,
+    },
+    /// A restore target exists.
+    #[error("{0} exists (pass --force to overwrite it)")]
+    TargetExists(PathBuf),
+    /// A manifest cannot be used.
+    #[error("manifest {path}: {error}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        error: ManifestError,
+    },
+    /// The source changed size while it was read.
+    #[error("{path} changed while it was read: expected {expected} bytes, found {found}")]
+    SourceChanged {
+        /// The source.
+        path: PathBuf,
+        /// Size at the start.
+        expected: u64,
+        /// Bytes actually read.
+        found: u64,
+    },
+    /// Restored data does not match the archive's SHA-256.
+    #[error("restored data does not match the SHA-256 recorded in the manifest ({0})")]
+    Integrity(PathBuf),
+    /// A requested range lies outside the archived source.
+    #[error("range {offset}+{len} is beyond the end of the archive ({size} bytes)")]
+    Range {
+        /// Start of the range.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// Source size.
+        size: u64,
+    },
+    /// The Reed–Solomon codec refused the input.
+    #[error("erasure codec: {0}")]
+    Codec(String),
+}
+
+impl EcError {
+    /// An I/O error on `path`; ENOSPC becomes [`EcError::NoSpace`] naming `dir`.
+    pub fn io(op: &'static str, path: &Path, dir: &Path, source: io::Error) -> Self {
+        if is_enospc(&source) {
+            EcError::NoSpace {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            EcError::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+/// True for "no space left on device" (and "disk quota exceeded").
+pub fn is_enospc(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+}
+
+fn stripe_text(stripe: Option<u64>) -> String {
+    stripe.map(|s| format!(" stripe {s}")).unwrap_or_default()
+}
+
+fn id_text(id: &Option<String>) -> String {
+    id.as_ref().map(|i| format!(" {i:?}")).unwrap_or_default()
+}
+
+fn join(dirs: &[PathBuf]) -> String {
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    names.join(", ")
+}

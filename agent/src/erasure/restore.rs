@@ -1,0 +1,155 @@
+//! `restore` (whole source back to a file or block device) and `read_range`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use ring::digest::{Context, SHA256};
+use serde::Serialize;
+
+use super::fsutil::{fsync_dir, hex, remove_quiet};
+use super::{ArchiveReader, Backend, EcError, NoProgress, Progress};
+
+/// What [`restore`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreReport {
+    /// Archive id.
+    pub archive_id: String,
+    /// The target written.
+    pub target: PathBuf,
+    /// Bytes written (the source size).
+    pub bytes: u64,
+    /// SHA-256 of the restored data (equal to the manifest's).
+    pub sha256: String,
+    /// Stripes in which at least one data block had to be rebuilt.
+    pub stripes_rebuilt: u64,
+    /// Shard indices whose file is absent from the given directories.
+    pub missing_shards: Vec<usize>,
+    /// GF(2^8) kernels used.
+    pub backend: Backend,
+}
+
+/// Restores the archive in `shard_dirs` to `target`, byte for byte. A regular-file target is
+/// written to a tmp file beside it and renamed into place; a block device is written in
+/// place. An existing target needs `force`.
+pub fn restore(
+    shard_dirs: &[PathBuf],
+    target: &Path,
+    force: bool,
+) -> Result<RestoreReport, EcError> {
+    restore_with(shard_dirs, None, target, force, &NoProgress)
+}
+
+/// [`restore`] of archive `id` (or the only one present), reporting progress.
+pub fn restore_with(
+    shard_dirs: &[PathBuf],
+    id: Option<&str>,
+    target: &Path,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, EcError> {
+    let meta = fs::metadata(target).ok();
+    if meta.is_some() && !force {
+        return Err(EcError::TargetExists(target.to_path_buf()));
+    }
+    let device = meta.is_some_and(|m| m.file_type().is_block_device());
+    let archive = ArchiveReader::open(shard_dirs, id)?;
+    archive.require_k()?;
+    let manifest = archive.manifest();
+    let (k, n, block) = (manifest.k, manifest.k + manifest.m, manifest.block_size);
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let write_path = if device {
+        target.to_path_buf()
+    } else {
+        parent.join(format!(".{name}.couchestor-restore.tmp"))
+    };
+    let io_err = |op, e| EcError::io(op, &write_path, &parent, e);
+    let mut out = if device {
+        OpenOptions::new().write(true).open(&write_path)
+    } else {
+        File::create(&write_path)
+    }
+    .map_err(|e| io_err("create", e))?;
+    if device {
+        let capacity = out
+            .seek(SeekFrom::End(0))
+            .and_then(|c| out.seek(SeekFrom::Start(0)).map(|_| c));
+        let capacity = capacity.map_err(|e| io_err("seek", e))?;
+        if capacity < manifest.source_size {
+            return Err(EcError::Params(format!(
+                "{} holds {capacity} bytes, the archive {}",
+                target.display(),
+                manifest.source_size
+            )));
+        }
+    }
+
+    let result = (|| {
+        let mut hasher = Context::new(&SHA256);
+        let mut buf = vec![0u8; n * block];
+        let need: Vec<usize> = (0..k).collect();
+        let mut rebuilt = 0;
+        let stripe_data = (k * block) as u64;
+        progress.begin("restore", manifest.source_size);
+        for stripe in 0..manifest.stripes {
+            if !archive.read_stripe(stripe, &need, &mut buf)?.is_empty() {
+                rebuilt += 1;
+            }
+            let len = (manifest.source_size - stripe * stripe_data).min(stripe_data) as usize;
+            hasher.update(&buf[..len]);
+            out.write_all(&buf[..len]).map_err(|e| io_err("write", e))?;
+            progress.advance(len as u64);
+        }
+        progress.end();
+        out.sync_all().map_err(|e| io_err("fsync", e))?;
+        let sha = hex(hasher.finish().as_ref());
+        if sha != manifest.source_sha256 {
+            return Err(EcError::Integrity(target.to_path_buf()));
+        }
+        Ok((sha, rebuilt))
+    })();
+    let (sha256, stripes_rebuilt) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            if !device {
+                remove_quiet(&write_path);
+            }
+            return Err(e);
+        }
+    };
+    if !device {
+        fs::rename(&write_path, target).map_err(|e| {
+            remove_quiet(&write_path);
+            EcError::io("rename", &write_path, &parent, e)
+        })?;
+        fsync_dir(&parent, &parent)?;
+    }
+    let missing_shards = (0..n)
+        .filter(|&i| archive.slots[i].as_ref().is_none_or(|s| s.file.is_none()))
+        .collect();
+    Ok(RestoreReport {
+        archive_id: manifest.archive_id.clone(),
+        target: target.to_path_buf(),
+        bytes: manifest.source_size,
+        sha256,
+        stripes_rebuilt,
+        missing_shards,
+        backend: archive.codec.backend(),
+    })
+}
+
+/// Reads `len` bytes at `offset` of the archive in `shard_dirs` (see
+/// [`ArchiveReader::read_range`]).
+pub fn read_range(shard_dirs: &[PathBuf], offset: u64, len: u64) -> Result<Vec<u8>, EcError> {
+    let archive = ArchiveReader::open(shard_dirs, None)?;
+    archive.require_k()?;
+    archive.read_range(offset, len)
+}

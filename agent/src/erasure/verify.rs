@@ -1,0 +1,277 @@
+//! `verify` (which shards and blocks are missing or corrupt) and `scrub` (rewrite them).
+
+use std::fs;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::archive::{ArchiveReader, BlockState};
+use super::fsutil::{
+    AlignedBuf, MANIFEST, archive_dir, fsync_dir, remove_quiet, shard_path, tmp_path, write_atomic,
+};
+use super::manifest::State;
+use super::uring::{ShardTarget, ShardWriter};
+use super::{Backend, EcError, NoProgress, Progress};
+
+/// Health of one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardState {
+    /// Every block is present and matches its checksum.
+    Ok,
+    /// Some blocks are missing or corrupt.
+    Damaged,
+    /// The shard (file, manifest copy or whole directory) is absent or unusable.
+    Missing,
+}
+
+/// One shard in a [`Report`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardReport {
+    /// Shard index.
+    pub index: usize,
+    /// The directory holding it, if any of the given ones does.
+    pub dir: Option<PathBuf>,
+    /// Health.
+    pub state: ShardState,
+    /// Why it is missing, when it is.
+    pub reason: Option<String>,
+    /// Blocks (stripe numbers) whose checksum does not match.
+    pub corrupt_blocks: Vec<u64>,
+    /// Blocks (stripe numbers) that cannot be read (e.g. truncated file).
+    pub missing_blocks: Vec<u64>,
+}
+
+/// Result of [`verify`] or [`scrub`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Archive id.
+    pub archive_id: String,
+    /// Data shards.
+    pub k: usize,
+    /// Parity shards.
+    pub m: usize,
+    /// Bytes per shard block.
+    pub block_size: usize,
+    /// Source size.
+    pub source_size: u64,
+    /// Stripes.
+    pub stripes: u64,
+    /// Every shard is intact.
+    pub healthy: bool,
+    /// Every stripe has at least `k` intact blocks.
+    pub recoverable: bool,
+    /// Stripes with fewer than `k` intact blocks.
+    pub unrecoverable_stripes: Vec<u64>,
+    /// Per shard, by index.
+    pub shards: Vec<ShardReport>,
+    /// Shards rewritten by scrub.
+    pub repaired: Vec<usize>,
+    /// Given directories that hold no usable copy of the archive, and why.
+    pub notes: Vec<String>,
+    /// GF(2^8) kernels in use.
+    pub backend: Backend,
+}
+
+/// Checks every block of every shard of the archive in `shard_dirs`.
+pub fn verify(shard_dirs: &[PathBuf]) -> Result<Report, EcError> {
+    verify_with(shard_dirs, None, &NoProgress)
+}
+
+/// [`verify`] of archive `id` (or the only one present), reporting progress.
+pub fn verify_with(
+    shard_dirs: &[PathBuf],
+    id: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Report, EcError> {
+    let archive = ArchiveReader::open(shard_dirs, id)?;
+    Ok(check(&archive, progress))
+}
+
+fn check(archive: &ArchiveReader, progress: &dyn Progress) -> Report {
+    let m = &archive.manifest;
+    let n = m.k + m.m;
+    let mut block = vec![0u8; m.block_size];
+    let mut good = vec![0usize; m.stripes as usize];
+    let mut shards = Vec::with_capacity(n);
+    progress.begin("verify", m.stripes * n as u64 * m.block_size as u64);
+    for index in 0..n {
+        let slot = archive.slots[index].as_ref();
+        let mut report = ShardReport {
+            index,
+            dir: slot.map(|s| s.dir.clone()),
+            state: ShardState::Ok,
+            reason: None,
+            corrupt_blocks: Vec::new(),
+            missing_blocks: Vec::new(),
+        };
+        match slot {
+            None => report.reason = Some("no given directory holds this shard".into()),
+            Some(s) if s.file.is_none() => report.reason = Some("shard file is missing".into()),
+            Some(_) => {}
+        }
+        if report.reason.is_some() {
+            report.state = ShardState::Missing;
+            progress.advance(m.stripes * m.block_size as u64);
+            shards.push(report);
+            continue;
+        }
+        for stripe in 0..m.stripes {
+            match archive.read_block(index, stripe, &mut block) {
+                BlockState::Good => good[stripe as usize] += 1,
+                BlockState::Corrupt => report.corrupt_blocks.push(stripe),
+                BlockState::Missing => report.missing_blocks.push(stripe),
+            }
+            progress.advance(m.block_size as u64);
+        }
+        if !report.corrupt_blocks.is_empty() || !report.missing_blocks.is_empty() {
+            report.state = ShardState::Damaged;
+        }
+        shards.push(report);
+    }
+    progress.end();
+    let unrecoverable_stripes: Vec<u64> =
+        (0..m.stripes).filter(|&s| good[s as usize] < m.k).collect();
+    Report {
+        archive_id: m.archive_id.clone(),
+        k: m.k,
+        m: m.m,
+        block_size: m.block_size,
+        source_size: m.source_size,
+        stripes: m.stripes,
+        healthy: shards.iter().all(|s| s.state == ShardState::Ok),
+        recoverable: unrecoverable_stripes.is_empty(),
+        unrecoverable_stripes,
+        shards,
+        repaired: Vec::new(),
+        notes: archive
+            .blanks
+            .iter()
+            .map(|b| format!("{}: {}", b.dir.display(), b.reason))
+            .collect(),
+        backend: archive.codec.backend(),
+    }
+}
+
+/// Verifies the archive, rewrites every missing or damaged shard (and its manifest copy)
+/// from the others — each through `shard-<i>.dat.tmp`, fsync and rename — and verifies again.
+pub fn scrub(shard_dirs: &[PathBuf]) -> Result<Report, EcError> {
+    scrub_with(shard_dirs, None, &NoProgress)
+}
+
+/// [`scrub`] of archive `id` (or the only one present), reporting progress.
+pub fn scrub_with(
+    shard_dirs: &[PathBuf],
+    id: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Report, EcError> {
+    let archive = ArchiveReader::open(shard_dirs, id)?;
+    let before = check(&archive, progress);
+    if before.healthy {
+        return Ok(before);
+    }
+    if let Some(&stripe) = before.unrecoverable_stripes.first() {
+        let intact = |s: &&ShardReport| match s.state {
+            ShardState::Ok => true,
+            ShardState::Missing => false,
+            ShardState::Damaged => {
+                !s.corrupt_blocks.contains(&stripe) && !s.missing_blocks.contains(&stripe)
+            }
+        };
+        return Err(EcError::TooFewShards {
+            present: before.shards.iter().filter(intact).count(),
+            needed: archive.manifest.k,
+            stripe: Some(stripe),
+        });
+    }
+    let plan = plan_repairs(&archive, &before);
+    let repaired: Vec<usize> = plan.iter().map(|t| t.index).collect();
+    rewrite(&archive, plan, progress)?;
+    drop(archive);
+    let mut after = verify_with(shard_dirs, id, progress)?;
+    after.repaired = repaired;
+    Ok(after)
+}
+
+/// The directory each unhealthy shard is rewritten in: its own, or else a given directory
+/// holding no copy (preferring one whose leftover file names that index).
+fn plan_repairs(archive: &ArchiveReader, report: &Report) -> Vec<ShardTarget> {
+    let id = &archive.manifest.archive_id;
+    let mut spare: Vec<_> = archive.blanks.iter().collect();
+    let mut plan = Vec::new();
+    for shard in report.shards.iter().filter(|s| s.state != ShardState::Ok) {
+        let dir = match &shard.dir {
+            Some(dir) => Some(dir.clone()),
+            None => {
+                let pick = spare
+                    .iter()
+                    .position(|b| b.hint == Some(shard.index))
+                    .or_else(|| spare.iter().position(|b| b.hint.is_none()))
+                    .or(if spare.is_empty() { None } else { Some(0) });
+                pick.map(|p| spare.remove(p).dir.clone())
+            }
+        };
+        match dir {
+            Some(dir) => plan.push(ShardTarget {
+                index: shard.index,
+                path: tmp_path(&shard_path(&dir, id, shard.index)),
+                shard_dir: dir,
+            }),
+            None => tracing::warn!(
+                "shard {} cannot be rewritten: no --shard-dir for it",
+                shard.index
+            ),
+        }
+    }
+    plan
+}
+
+/// Rebuilds the planned shards stripe by stripe into tmp files, then puts them in place.
+fn rewrite(
+    archive: &ArchiveReader,
+    plan: Vec<ShardTarget>,
+    progress: &dyn Progress,
+) -> Result<(), EcError> {
+    let m = &archive.manifest;
+    let need: Vec<usize> = plan.iter().map(|t| t.index).collect();
+    for t in &plan {
+        let adir = archive_dir(&t.shard_dir, &m.archive_id);
+        if !adir.is_dir() {
+            fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, &t.shard_dir, e))?;
+            fsync_dir(&t.shard_dir, &t.shard_dir)?;
+        }
+    }
+    let tmps: Vec<PathBuf> = plan.iter().map(|t| t.path.clone()).collect();
+    let result = (|| {
+        let mut writer = ShardWriter::create(plan, m.block_size)?;
+        let mut buf = AlignedBuf::new((m.k + m.m) * m.block_size);
+        progress.begin("scrub", m.stripes * (need.len() * m.block_size) as u64);
+        for stripe in 0..m.stripes {
+            archive.read_stripe(stripe, &need, &mut buf)?;
+            buf = writer.write_stripe(stripe, buf)?;
+            progress.advance((need.len() * m.block_size) as u64);
+        }
+        progress.end();
+        writer.finish()
+    })();
+    let targets = match result {
+        Ok(targets) => targets,
+        Err(e) => {
+            tmps.iter().for_each(|p| remove_quiet(p));
+            return Err(e);
+        }
+    };
+    for t in targets {
+        let dat = shard_path(&t.shard_dir, &m.archive_id, t.index);
+        let adir = archive_dir(&t.shard_dir, &m.archive_id);
+        fs::rename(&t.path, &dat).map_err(|e| EcError::io("rename", &t.path, &t.shard_dir, e))?;
+        fsync_dir(&adir, &t.shard_dir)?;
+        let copy = m.for_shard(t.index, State::Complete);
+        write_atomic(
+            &adir.join(MANIFEST),
+            copy.to_json().as_bytes(),
+            &t.shard_dir,
+        )?;
+    }
+    Ok(())
+}

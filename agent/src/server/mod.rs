@@ -1,0 +1,202 @@
+//! `couchestor-agent serve`: the `NodeAgent` gRPC service over mandatory mutual TLS, the
+//! background sysfs sampler behind it, and the agent's Prometheus `/metrics`.
+
+pub mod accept;
+pub mod command;
+pub mod sampler;
+pub mod service;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use couchestor_proto::agent::v1::node_agent_server::NodeAgentServer;
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+
+pub use command::NodeCommand;
+
+use crate::metrics::{self, AgentMetrics};
+use crate::sysfs::{self, Sysfs};
+use crate::tls::{self, CertSummary, TlsError, Validity};
+use sampler::Sampler;
+use service::NodeAgentService;
+
+/// Largest request message the server decodes; larger ones fail with `OUT_OF_RANGE`.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// Arguments of `serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address of the gRPC server (mutual TLS), e.g. 0.0.0.0:9443.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// PEM certificate (chain) the agent presents.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// PEM CA certificate(s): clients must present a certificate issued by one of them.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: PathBuf,
+    /// Root of the sysfs tree to sample.
+    #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
+    pub sysfs_root: PathBuf,
+    /// Seconds between sysfs readings (0.1 to 3600); rates cover one interval.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Address of the plain-HTTP Prometheus endpoint (GET /metrics).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9100")]
+    pub metrics_addr: SocketAddr,
+    /// Kubernetes node name reported by the agent (default: the host name).
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+}
+
+/// Parses `--interval`: decimal seconds in 0.1..=3600.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.1..=3600.0).contains(&secs) {
+        return Err(format!("{secs} s is outside 0.1..=3600"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Failures of `serve`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A certificate or key file is missing or invalid.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The sysfs tree cannot be read at startup.
+    #[error("cannot read block devices: {0}")]
+    Sysfs(#[from] sysfs::Error),
+    /// A listening socket cannot be opened.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// Which server.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The metrics registry cannot be built.
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The gRPC server stopped with an error.
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// The metrics server stopped with an error.
+    #[error("metrics server failed: {0}")]
+    MetricsServer(io::Error),
+}
+
+/// The node name: `--node-name` / `NODE_NAME`, else the host name, else "unknown".
+fn node_name(args: &ServeArgs) -> String {
+    if let Some(name) = args.node_name.as_deref().filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { what, addr, source })
+}
+
+/// Runs the agent until `shutdown` completes. `extra` carries further gRPC services to
+/// serve beside `NodeAgent` (behind the same mutual TLS).
+pub async fn serve(
+    args: &ServeArgs,
+    extra: RoutesBuilder,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let tls_config = tls::server_config(&args.tls_cert, &args.tls_key, &args.client_ca)?;
+    let server_cert = tls::read_certs(&args.tls_cert)?
+        .first()
+        .and_then(|der| CertSummary::parse(der).ok());
+    if let Some(cert) = &server_cert {
+        let now = SystemTime::now();
+        if !matches!(cert.validity(now), Validity::Valid { .. }) {
+            tracing::warn!(file = %args.tls_cert.display(), "server certificate: {}", cert.describe(now));
+        }
+    }
+    let tree = Sysfs::new(&args.sysfs_root);
+    let devices = tree.sample()?.devices.len();
+    let node = node_name(args);
+
+    let grpc_listener = bind("gRPC", args.listen).await?;
+    let metrics_listener = bind("metrics", args.metrics_addr).await?;
+    let local = |l: &TcpListener, fallback| l.local_addr().unwrap_or(fallback);
+    tracing::info!(
+        node = %node,
+        devices,
+        "gRPC (mutual TLS) listening on {}",
+        local(&grpc_listener, args.listen)
+    );
+    tracing::info!(
+        "metrics listening on http://{}/metrics",
+        local(&metrics_listener, args.metrics_addr)
+    );
+
+    let metrics = Arc::new(AgentMetrics::new()?);
+    let sampler = Sampler::spawn(tree, args.interval, metrics.clone());
+    let service = NodeAgentService::new(sampler, &node, server_cert);
+    let mut routes = extra;
+    routes.add_service(NodeAgentServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES));
+
+    let shutdown = shutdown.shared();
+    let incoming = accept::incoming(grpc_listener, tls_config.into());
+    let grpc = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, shutdown.clone());
+    let metrics_server = metrics::serve(metrics_listener, metrics, shutdown);
+    tokio::try_join!(async { grpc.await.map_err(ServeError::from) }, async {
+        metrics_server.await.map_err(ServeError::MetricsServer)
+    },)?;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot watch SIGINT: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,159 @@
+//! The `VolumeMigration` custom resource: one move of one volume between tiers, with its
+//! progress stored in the cluster so that a controller killed at any instant resumes or cleans
+//! up correctly after a restart or a leader change.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tier::Tier;
+
+/// Label on a VolumeMigration naming the StoragePolicy that planned it.
+pub const POLICY_LABEL: &str = "storage.billyronks.io/policy";
+/// Label on a VolumeMigration naming the PersistentVolume it moves.
+pub const VOLUME_LABEL: &str = "storage.billyronks.io/volume";
+
+/// A requested move of one volume to another tier.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "storage.billyronks.io",
+    version = "v1",
+    kind = "VolumeMigration",
+    plural = "volumemigrations",
+    shortname = "vmig",
+    status = "VolumeMigrationStatus",
+    printcolumn = r#"{"name":"VOLUME","type":"string","jsonPath":".spec.volume"}"#,
+    printcolumn = r#"{"name":"FROM","type":"string","jsonPath":".spec.from"}"#,
+    printcolumn = r#"{"name":"TO","type":"string","jsonPath":".spec.to"}"#,
+    printcolumn = r#"{"name":"PHASE","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"PROGRESS","type":"integer","jsonPath":".status.rebuildProgress"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMigrationSpec {
+    /// PersistentVolume name (pvc-<uuid>).
+    #[schemars(length(min = 1, max = 253))]
+    pub volume: String,
+    /// Mayastor volume UUID (the PV's CSI volumeHandle).
+    #[schemars(length(min = 1, max = 64))]
+    pub volume_id: String,
+    /// StoragePolicy that planned the move.
+    pub policy: String,
+    /// Tier the volume is on.
+    pub from: Tier,
+    /// Tier the volume moves to.
+    pub to: Tier,
+    /// Mayastor pools of the target tier, as classified when the move was planned.
+    #[schemars(length(min = 1))]
+    pub target_pools: Vec<String>,
+    /// Stop once the new replica is synced and keep the old one.
+    #[serde(default)]
+    pub preservation_mode: bool,
+    /// Abort (keeping the data where it is) if not done within this many seconds.
+    #[schemars(range(min = 60, max = 172_800))]
+    pub timeout_seconds: u64,
+    /// Why the planner wanted the move.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Where a migration is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MigrationPhase {
+    /// Preflight checks: volume online and published, steering possible, target space.
+    Analyzing,
+    /// Adding a replica on the target tier.
+    ScalingUp,
+    /// Waiting for the new replica to be rebuilt and Online.
+    WaitingSync,
+    /// Removing one old replica.
+    ScalingDown,
+    /// Every replica is on the target tier (or, in preservation mode, a synced copy is).
+    Completed,
+    /// Stopped without losing data; the volume keeps at least the replicas it started with.
+    Aborted,
+}
+
+impl MigrationPhase {
+    /// Completed or Aborted.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Aborted)
+    }
+}
+
+/// One replica as the migration knows it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaRef {
+    /// Replica UUID (key of the volume's replica_topology).
+    pub uuid: String,
+    /// Pool holding it.
+    pub pool: String,
+    /// Node of that pool.
+    pub node: String,
+}
+
+/// Kind of cordon the engine placed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CordonKind {
+    /// A Mayastor pool cordon (2.10 and later).
+    Pool,
+    /// A Mayastor node cordon.
+    Node,
+}
+
+/// A cordon placed by this migration. Recorded before it is placed, removed in every outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CordonRef {
+    /// Pool or node.
+    pub kind: CordonKind,
+    /// Pool or node id.
+    pub id: String,
+    /// Cordon label (node cordons) identifying this migration.
+    pub label: String,
+}
+
+/// Observed progress of a migration, written by the controller.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMigrationStatus {
+    /// Current phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<MigrationPhase>,
+    /// Replica count when the migration started; never gone below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_replicas: Option<u8>,
+    /// Old replicas still to be replaced, in order.
+    #[serde(default)]
+    pub remaining: Vec<ReplicaRef>,
+    /// Every replica this migration has seen (old ones and the ones it added).
+    #[serde(default)]
+    pub known: Vec<ReplicaRef>,
+    /// The replica being added now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_replica: Option<ReplicaRef>,
+    /// Rebuild progress of the new replica, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild_progress: Option<u8>,
+    /// Cordons currently placed by this migration.
+    #[serde(default)]
+    pub cordons: Vec<CordonRef>,
+    /// Scale-downs that removed the wrong replica and were retried.
+    #[serde(default)]
+    pub retries: u32,
+    /// When the migration started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it reached Completed or Aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// Human-readable state or reason.
+    #[serde(default)]
+    pub message: String,
+    /// Machine-readable reason of an abort (e.g. Unpublished, NoEligibleNode, RebuildFailed,
+    /// Timeout, UnsupportedMayastorVersion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_reason: Option<String>,
+}

@@ -1,0 +1,213 @@
+//! `couchestor-controller explain <pv>`: why is (or isn't) this volume migrating?
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use couchestor_common::StoragePolicy;
+use couchestor_common::plan::HoldReason;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::api::ListParams;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use crate::context::{Context, Settings};
+use crate::metrics::Metrics;
+use crate::observe::heat_window;
+use crate::reconcile::decide;
+use crate::run::{SourceArgs, sources};
+
+/// Options of `explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// PersistentVolume name (pvc-<uuid>).
+    pv: String,
+    #[command(flatten)]
+    sources: SourceArgs,
+}
+
+/// Prints, for every policy that covers the PV, each check and the resulting decision.
+pub async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to Kubernetes")?;
+    let text = explain_text(client, &args.pv, &args.sources).await?;
+    print!("{text}");
+    Ok(())
+}
+
+/// The explanation as text (separate from printing so tests can read it).
+pub async fn explain_text(
+    client: Client,
+    pv_name: &str,
+    src: &SourceArgs,
+) -> anyhow::Result<String> {
+    let pv = Api::<PersistentVolume>::all(client.clone())
+        .get_opt(pv_name)
+        .await?
+        .with_context(|| format!("PersistentVolume {pv_name} not found"))?;
+    let sc = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .unwrap_or_default();
+    let policies = Api::<StoragePolicy>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    let mut out = format!("PersistentVolume {pv_name} (StorageClass {sc:?})\n");
+    let covering: Vec<_> = policies
+        .items
+        .into_iter()
+        .filter(|p| p.spec.storage_class_name == sc)
+        .collect();
+    if covering.is_empty() {
+        out.push_str("  not migrating: no StoragePolicy manages this StorageClass\n");
+        return Ok(out);
+    }
+    let ctx = one_shot_context(client.clone(), &pv, src).await?;
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    for policy in covering {
+        out.push_str(&format!("\npolicy {}\n", policy.name_any()));
+        out.push_str(&format!(
+            "  enabled: {}   dry-run: {}\n",
+            policy.spec.enabled, policy.spec.dry_run
+        ));
+        let d = match decide(&ctx, &policy, now).await {
+            Ok(d) => d,
+            Err(e) => {
+                out.push_str(&format!(
+                    "  not migrating: the policy cannot be applied: {e}\n"
+                ));
+                continue;
+            }
+        };
+        let Some(w) = d
+            .observation
+            .volumes
+            .iter()
+            .find(|w| w.engine.name == pv_name)
+        else {
+            out.push_str("  not migrating: the claim does not match the policy's volumeSelector\n");
+            continue;
+        };
+        let (window, half_life) = heat_window(&policy);
+        let v = &w.engine;
+        let heat = v
+            .heat
+            .iops()
+            .map_or("unknown (no metrics)".into(), |h| format!("{h:.1} IOPS"));
+        out.push_str(&format!(
+            "  heat: {heat} over {} (half-life {}); watermarks: promote above {}, demote below {} IOPS\n",
+            humantime::format_duration(window),
+            humantime::format_duration(half_life),
+            policy.spec.high_watermark_iops,
+            policy.spec.low_watermark_iops
+        ));
+        if let Some(e) = &d.observation.metrics_error {
+            out.push_str(&format!("  metrics: {e}\n"));
+        }
+        let tier = v.tier.map_or("unknown".into(), |t| t.to_string());
+        out.push_str(&format!(
+            "  current tier: {tier} (pools: {})\n",
+            w.pools.join(", ")
+        ));
+        if let Some(e) = &d.observation.backend_error {
+            out.push_str(&format!("  backend: {e}\n"));
+        }
+        let last = v
+            .last_move
+            .map_or("never".into(), |t| format!("{}s ago", now - t));
+        out.push_str(&format!(
+            "  last migration: {last}; cooldown {}\n",
+            policy.spec.cooldown_period
+        ));
+        out.push_str(&format!(
+            "  migration window: {}\n",
+            if d.window_open { "open" } else { "closed" }
+        ));
+        for t in &d.observation.tiers {
+            let pct = if t.capacity_bytes > 0 {
+                100.0 * t.used_bytes as f64 / t.capacity_bytes as f64
+            } else {
+                100.0
+            };
+            out.push_str(&format!(
+                "  tier {}: {:.1}% used of {:.1} GiB\n",
+                t.tier,
+                pct,
+                t.capacity_bytes as f64 / (1u64 << 30) as f64
+            ));
+        }
+        match d.plan.decision(pv_name) {
+            Some(Ok(m)) => out.push_str(&format!(
+                "  decision: {} {} -> {}: {}\n",
+                if d.dry_run {
+                    "WOULD MOVE (dry-run)"
+                } else {
+                    "MOVE"
+                },
+                m.from,
+                m.to,
+                m.reason
+            )),
+            Some(Err(h)) => {
+                let verb = match h.reason {
+                    HoldReason::WindowClosed { .. } | HoldReason::ConcurrencyLimit { .. } => {
+                        "WAITING"
+                    }
+                    _ => "STAYS",
+                };
+                out.push_str(&format!("  decision: {verb}: {}\n", h.reason));
+            }
+            None => bail!("internal: the plan has no decision for {pv_name}"),
+        }
+    }
+    Ok(out)
+}
+
+async fn one_shot_context(
+    client: Client,
+    pv: &PersistentVolume,
+    src: &SourceArgs,
+) -> anyhow::Result<Context> {
+    let (pvs, mut pv_w) = reflector::store::<PersistentVolume>();
+    let (pvcs, mut pvc_w) = reflector::store::<PersistentVolumeClaim>();
+    pv_w.apply_watcher_event(&watcher::Event::Apply(pv.clone()));
+    if let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref())
+        && let (Some(ns), Some(name)) = (&r.namespace, &r.name)
+        && let Some(pvc) = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await?
+    {
+        pvc_w.apply_watcher_event(&watcher::Event::Apply(pvc));
+    }
+    let (eyes, mayastor) = sources(src)?;
+    Ok(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "couchestor-explain".into(),
+                instance: None,
+            },
+        ),
+        client,
+        eyes,
+        mayastor,
+        metrics: Arc::new(Metrics::new()?),
+        pvs,
+        pvcs,
+        settings: Settings {
+            dry_run: true,
+            preservation_mode: false,
+            max_concurrent_migrations: 100,
+            migration_timeout: Duration::from_secs(1800),
+            reconcile_interval: Duration::from_secs(60),
+            mayastor_version: None,
+            policy_selector: String::new(),
+        },
+        cordon_lock: tokio::sync::Mutex::new(()),
+        launch_lock: tokio::sync::Mutex::new(()),
+    })
+}

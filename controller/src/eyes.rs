@@ -1,0 +1,246 @@
+//! Eyes: volume heat from Prometheus.
+//!
+//! One range query per sampling window per cycle returns the IOPS series of every volume at
+//! once; policies sharing a window share the answer through a short TTL cache. A volume without
+//! a series gets [`Heat::Unknown`]; a failed query makes every volume unknown. Nothing here
+//! ever turns missing data into "cold".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use couchestor_common::heat::{Heat, Sample, decayed_iops};
+use prometheus_http_query::Client;
+use prometheus_http_query::response::Data;
+
+/// Default heat expression: read + write IOPS per PV from Mayastor's io-engine exporter
+/// (`volume_num_read_ops` / `volume_num_write_ops`, gauges holding cumulative counters,
+/// labelled `pv_name`). `rate()` handles counter resets on io-engine restarts; summing by
+/// `pv_name` merges series whose `node` label changed when the nexus moved. The `or` arms keep
+/// a volume that exports only one of the two counters. (A single `rate({__name__=~...})`
+/// does not work: `rate` drops the metric name, and read and write series then collide.)
+pub const DEFAULT_HEAT_QUERY: &str = "(sum by (pv_name) (rate(volume_num_read_ops[5m])) \
+     + sum by (pv_name) (rate(volume_num_write_ops[5m]))) \
+     or sum by (pv_name) (rate(volume_num_read_ops[5m])) \
+     or sum by (pv_name) (rate(volume_num_write_ops[5m]))";
+
+/// Label carrying the PV name in the query's answer.
+pub const PV_LABEL: &str = "pv_name";
+
+/// Per-PV IOPS samples from one query.
+pub type Series = HashMap<String, Vec<Sample>>;
+
+/// A failed heat query. Every volume's heat is unknown until the next success.
+#[derive(Debug, thiserror::Error)]
+pub enum EyesError {
+    /// The query did not complete (connection refused, timeout, HTTP error, PromQL error).
+    #[error("Prometheus query failed: {0}")]
+    Query(String),
+    /// Prometheus answered with something other than a range vector.
+    #[error("Prometheus answered a range query with a non-matrix result")]
+    NotAMatrix,
+}
+
+/// Settings of the heat source.
+#[derive(Clone, Debug)]
+pub struct EyesConfig {
+    /// Prometheus base URL.
+    pub url: String,
+    /// PromQL returning one IOPS series per `pv_name`.
+    pub query: String,
+    /// Range-query resolution.
+    pub step: Duration,
+    /// Per-query timeout (client and server side).
+    pub timeout: Duration,
+    /// How long an answer is reused.
+    pub cache_ttl: Duration,
+}
+
+type CacheEntry = (Instant, Arc<Series>);
+
+/// The heat source.
+pub struct Eyes {
+    client: Client,
+    config: EyesConfig,
+    cache: Mutex<HashMap<u64, CacheEntry>>,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl Eyes {
+    /// A heat source for `config`.
+    pub fn new(config: EyesConfig) -> Result<Self, EyesError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| EyesError::Query(e.to_string()))?;
+        let client =
+            Client::from(http, &config.url).map_err(|e| EyesError::Query(e.to_string()))?;
+        Ok(Self {
+            client,
+            config,
+            cache: Mutex::new(HashMap::new()),
+            requests: 0.into(),
+        })
+    }
+
+    /// Number of HTTP requests sent to Prometheus so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// All volumes' IOPS samples over `window` ending at `now` (Unix seconds): one range query,
+    /// or the cached answer if it is younger than the TTL.
+    pub async fn series(&self, window: Duration, now: i64) -> Result<Arc<Series>, EyesError> {
+        let key = window.as_secs();
+        if let Some((at, s)) = self.cache.lock().expect("cache lock").get(&key)
+            && at.elapsed() < self.config.cache_ttl
+        {
+            return Ok(s.clone());
+        }
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let answer = self
+            .client
+            .query_range(
+                &self.config.query,
+                now - key as i64,
+                now,
+                self.config.step.as_secs_f64(),
+            )
+            .timeout(self.config.timeout.as_millis() as i64)
+            .get()
+            .await
+            .map_err(|e| EyesError::Query(e.to_string()))?;
+        let Data::Matrix(vectors) = answer.data() else {
+            return Err(EyesError::NotAMatrix);
+        };
+        let mut series = Series::with_capacity(vectors.len());
+        for v in vectors {
+            let Some(pv) = v.metric().get(PV_LABEL) else {
+                continue;
+            };
+            let samples = v
+                .samples()
+                .iter()
+                .map(|s| Sample {
+                    at: s.timestamp() as i64,
+                    iops: s.value(),
+                })
+                .collect();
+            series.insert(pv.clone(), samples);
+        }
+        let series = Arc::new(series);
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, (Instant::now(), series.clone()));
+        Ok(series)
+    }
+}
+
+/// Heat of one PV from a query answer; `Unknown` when the PV has no series.
+pub fn heat_of(series: &Series, pv: &str, now: i64, window: Duration, half_life: Duration) -> Heat {
+    series.get(pv).map_or(Heat::Unknown, |s| {
+        decayed_iops(s, now, window.as_secs(), half_life.as_secs())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use couchestor_testsupport::{OpenMetrics, prometheus};
+
+    fn now() -> i64 {
+        k8s_openapi::jiff::Timestamp::now().as_second()
+    }
+
+    /// `(pv, read IOPS, write IOPS)` written as Mayastor does, 2 h of 30 s samples up to `end`.
+    /// A negative write rate means the volume exports no write counter at all.
+    fn series(volumes: &[(&str, f64, f64)], end: i64) -> OpenMetrics {
+        let mut om = OpenMetrics::new();
+        for (pv, r, w) in volumes {
+            for i in 0..240 {
+                let t = end - 2 * 3600 + i * 30;
+                let elapsed = (i * 30) as f64;
+                om.gauge(
+                    "volume_num_read_ops",
+                    &[("node", "n1"), ("pv_name", pv)],
+                    r * elapsed,
+                    t,
+                );
+                if *w >= 0.0 {
+                    om.gauge(
+                        "volume_num_write_ops",
+                        &[("node", "n1"), ("pv_name", pv)],
+                        w * elapsed,
+                        t,
+                    );
+                }
+            }
+        }
+        om
+    }
+
+    fn eyes(url: &str) -> Eyes {
+        crate::cli::install_crypto_provider();
+        Eyes::new(EyesConfig {
+            url: url.into(),
+            query: DEFAULT_HEAT_QUERY.into(),
+            step: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
+            cache_ttl: Duration::from_secs(30),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_range_query_yields_every_volumes_heat() {
+        let end = now() - 60;
+        let vols = [
+            ("pvc-hot", 3000.0, 1000.0),
+            ("pvc-cold", 2.0, 0.0),
+            ("pvc-idle", 0.0, 0.0),
+            ("pvc-reads-only", 40.0, -1.0),
+        ];
+        let Some(p) = prometheus(&series(&vols, end)).await else {
+            return;
+        };
+        let e = eyes(p.url());
+        let window = Duration::from_secs(3600);
+        let s = e.series(window, end).await.unwrap();
+        assert_eq!(e.requests(), 1);
+        let hl = Duration::from_secs(900);
+        for (pv, r, w) in vols {
+            let want = r + w.max(0.0);
+            let h = heat_of(&s, pv, end, window, hl)
+                .iops()
+                .unwrap_or_else(|| panic!("{pv} unknown"));
+            assert!(
+                (h - want).abs() < 1e-6 * want.max(1.0),
+                "{pv}: heat {h}, wrote {want}"
+            );
+        }
+        // A volume Prometheus has never heard of is unknown, not cold.
+        assert_eq!(
+            heat_of(&s, "pvc-not-exported", end, window, hl),
+            Heat::Unknown
+        );
+        // Within the TTL the answer is reused: still one request.
+        e.series(window, end).await.unwrap();
+        assert_eq!(e.requests(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_prometheus_is_an_error_not_an_empty_answer() {
+        let end = now() - 60;
+        let Some(mut p) = prometheus(&series(&[("pvc-a", 10.0, 10.0)], end)).await else {
+            return;
+        };
+        let e = eyes(p.url());
+        assert!(e.series(Duration::from_secs(3600), end).await.is_ok());
+        p.stop();
+        // A different window bypasses the cache and must reach the (dead) server.
+        let err = e.series(Duration::from_secs(1800), end).await.unwrap_err();
+        assert!(matches!(err, EyesError::Query(_)), "{err}");
+    }
+}

@@ -1,0 +1,209 @@
+//! Between the planner and the engine: start a `VolumeMigration` per planned move, and
+//! summarise existing ones for planning (who is migrating, how many run) and for status
+//! (history, counters).
+
+use std::collections::{HashMap, HashSet};
+
+use couchestor_common::StoragePolicy;
+use couchestor_common::migration::{
+    MigrationPhase, POLICY_LABEL, VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
+};
+use couchestor_common::plan::Move;
+use couchestor_common::storagepolicy::MigrationRecord;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+
+use crate::context::{Context, Error};
+use crate::observe::Observation;
+use crate::reconcile::publish;
+
+/// Most recent migrations kept in a policy's status.
+pub const HISTORY_LIMIT: usize = 20;
+
+/// What the existing VolumeMigrations say.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// PVs with a migration in progress (any policy).
+    pub migrating: HashSet<String>,
+    /// Per PV, when its latest aborted migration ended (Unix seconds): retried only after the
+    /// policy's cooldown, like a completed move.
+    pub last_abort: HashMap<String, i64>,
+    /// Migrations in progress across all policies.
+    pub active_total: u32,
+    /// Per policy: in progress, completed, aborted, and the newest finished ones first.
+    pub per_policy: HashMap<String, PolicyMigrations>,
+}
+
+/// One policy's migrations.
+#[derive(Debug, Default)]
+pub struct PolicyMigrations {
+    /// In progress.
+    pub active: u32,
+    /// Completed.
+    pub completed: u32,
+    /// Aborted.
+    pub failed: u32,
+    /// Finished ones, newest first, at most [`HISTORY_LIMIT`].
+    pub history: Vec<MigrationRecord>,
+}
+
+/// Lists every VolumeMigration and summarises them.
+pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
+    let all = Api::<VolumeMigration>::all(ctx.client.clone())
+        .list(&ListParams::default().labels(&ctx.settings.policy_selector))
+        .await?;
+    let mut s = Summary::default();
+    let mut finished: HashMap<String, Vec<&VolumeMigration>> = HashMap::new();
+    for vm in &all.items {
+        let phase = vm.status.as_ref().and_then(|s| s.phase);
+        let p = s.per_policy.entry(vm.spec.policy.clone()).or_default();
+        match phase {
+            Some(MigrationPhase::Completed) => p.completed += 1,
+            Some(MigrationPhase::Aborted) => p.failed += 1,
+            _ => {
+                p.active += 1;
+                s.active_total += 1;
+                s.migrating.insert(vm.spec.volume.clone());
+            }
+        }
+        if phase == Some(MigrationPhase::Aborted)
+            && let Some(t) = vm.status.as_ref().and_then(|st| st.finished_at.as_ref())
+        {
+            let e = s
+                .last_abort
+                .entry(vm.spec.volume.clone())
+                .or_insert(i64::MIN);
+            *e = (*e).max(t.0.as_second());
+        }
+        if phase.is_some_and(MigrationPhase::is_terminal) {
+            finished.entry(vm.spec.policy.clone()).or_default().push(vm);
+        }
+    }
+    for (policy, mut vms) in finished {
+        vms.sort_by_key(|vm| {
+            std::cmp::Reverse(
+                vm.status
+                    .as_ref()
+                    .and_then(|s| s.finished_at.clone())
+                    .map(|t| t.0),
+            )
+        });
+        let p = s.per_policy.entry(policy).or_default();
+        p.history = vms.into_iter().take(HISTORY_LIMIT).map(record).collect();
+    }
+    ctx.metrics.active_migrations.set(i64::from(s.active_total));
+    Ok(s)
+}
+
+fn record(vm: &VolumeMigration) -> MigrationRecord {
+    let st = vm.status.clone().unwrap_or_default();
+    MigrationRecord {
+        volume: vm.spec.volume.clone(),
+        from: vm.spec.from,
+        to: vm.spec.to,
+        started_at: st
+            .started_at
+            .or_else(|| vm.metadata.creation_timestamp.clone())
+            .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+        finished_at: st.finished_at,
+        result: if st.phase == Some(MigrationPhase::Completed) {
+            "Succeeded".into()
+        } else {
+            "Aborted".into()
+        },
+        message: st.message,
+    }
+}
+
+/// Creates a VolumeMigration for each move (the engine picks them up). Under the launch lock
+/// and against a fresh listing: a volume that already has a migration in progress (started by
+/// any policy) is skipped, and the global concurrency cap is never exceeded.
+pub async fn launch(
+    ctx: &Context,
+    policy: &StoragePolicy,
+    moves: &[Move],
+    obs: &Observation,
+) -> Result<u32, Error> {
+    let _serial = ctx.launch_lock.lock().await;
+    let fresh = summary(ctx).await?;
+    let mut budget = ctx
+        .settings
+        .max_concurrent_migrations
+        .saturating_sub(fresh.active_total);
+    let api = Api::<VolumeMigration>::all(ctx.client.clone());
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let mut started = 0;
+    for m in moves
+        .iter()
+        .filter(|m| !fresh.migrating.contains(&m.volume))
+    {
+        if budget == 0 {
+            break;
+        }
+        let Some(w) = obs.volumes.iter().find(|w| w.engine.name == m.volume) else {
+            continue;
+        };
+        let Some(volume_id) = w.volume_id.clone() else {
+            continue;
+        };
+        let target_pools = obs.pools_by_tier.get(&m.to).cloned().unwrap_or_default();
+        if target_pools.is_empty() {
+            continue;
+        }
+        let timeout: std::time::Duration = policy.spec.migration_timeout.into();
+        let mut vm = VolumeMigration::new(
+            &format!("{}-{now}", m.volume),
+            VolumeMigrationSpec {
+                volume: m.volume.clone(),
+                volume_id,
+                policy: policy.name_any(),
+                from: m.from,
+                to: m.to,
+                target_pools,
+                preservation_mode: policy.spec.preservation_mode || ctx.settings.preservation_mode,
+                timeout_seconds: timeout
+                    .min(ctx.settings.migration_timeout)
+                    .as_secs()
+                    .max(60),
+                reason: m.reason.to_string(),
+            },
+        );
+        let labels = vm.labels_mut();
+        labels.extend(policy.labels().clone());
+        labels.insert(POLICY_LABEL.into(), policy.name_any());
+        labels.insert(VOLUME_LABEL.into(), m.volume.clone());
+        vm.owner_references_mut()
+            .push(policy.controller_owner_ref(&()).expect("policy has a uid"));
+        match api.create(&PostParams::default(), &vm).await {
+            Ok(created) => {
+                started += 1;
+                budget -= 1;
+                let note = format!(
+                    "moving {} from {} to {}: {}",
+                    m.volume, m.from, m.to, m.reason
+                );
+                publish(
+                    ctx,
+                    &created.object_ref(&()),
+                    EventType::Normal,
+                    "MigrationStarted",
+                    &note,
+                )
+                .await;
+                publish(
+                    ctx,
+                    &crate::reconcile::pv_ref(&m.volume),
+                    EventType::Normal,
+                    "MigrationStarted",
+                    &note,
+                )
+                .await;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(started)
+}

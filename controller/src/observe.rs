@@ -1,0 +1,245 @@
+//! Observe: gather what the engine needs for one policy, from the PV/PVC caches, the Mayastor
+//! REST API and Prometheus. Every failure here degrades to "unknown", never to a guess.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use couchestor_common::heat::{Heat, default_half_life};
+use couchestor_common::layout::TierLayout;
+use couchestor_common::plan::{TierCapacity, Volume};
+use couchestor_common::{StoragePolicy, Tier};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::ResourceExt;
+use kube::core::{Selector, SelectorExt};
+use kube::runtime::reflector::ObjectRef;
+
+use crate::context::Context;
+use crate::eyes::heat_of;
+use crate::mayastor::model::{Pool, Volume as MsVolume};
+
+/// PV annotation holding the RFC 3339 time of the last completed move.
+pub const LAST_MIGRATION_ANNOTATION: &str = "storage.billyronks.io/last-migration";
+/// PVC annotation pinning a volume to a tier (`hot`, `warm` or `cold`).
+pub const FORCE_TIER_ANNOTATION: &str = "couchestor.io/force-tier";
+
+/// One watched volume: the engine's view plus what the reporting side needs.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// What the engine decides on.
+    pub engine: Volume,
+    /// The bound claim, `namespace/name`.
+    pub claim: Option<(String, String)>,
+    /// Pools holding the replicas.
+    pub pools: Vec<String>,
+    /// Mayastor volume UUID (the PV's CSI volumeHandle).
+    pub volume_id: Option<String>,
+}
+
+/// Everything observed for one policy.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// Matched volumes.
+    pub volumes: Vec<Watched>,
+    /// Tier capacities, hottest first.
+    pub tiers: Vec<TierCapacity>,
+    /// Pool ids of each tier.
+    pub pools_by_tier: HashMap<Tier, Vec<String>>,
+    /// Why heat is unknown for every volume, if the query failed.
+    pub metrics_error: Option<String>,
+    /// Why tiers are unknown for every volume, if Mayastor did not answer.
+    pub backend_error: Option<String>,
+}
+
+/// The sampling window and half-life of a policy.
+pub fn heat_window(policy: &StoragePolicy) -> (Duration, Duration) {
+    let window: Duration = policy.spec.sampling_window.into();
+    let half_life = policy
+        .spec
+        .heat_half_life
+        .map(Duration::from)
+        .unwrap_or_else(|| Duration::from_secs(default_half_life(window.as_secs())));
+    (window, half_life)
+}
+
+/// Observes the volumes and tiers of `policy` at `now` (Unix seconds).
+pub async fn observe(
+    ctx: &Context,
+    policy: &StoragePolicy,
+    layout: &TierLayout,
+    now: i64,
+    migrating: &std::collections::HashSet<String>,
+) -> Observation {
+    let mut obs = Observation::default();
+    let pvs = matching_pvs(ctx, policy);
+
+    let backend = match (
+        ctx.mayastor.list_volumes().await,
+        ctx.mayastor.list_pools().await,
+    ) {
+        (Ok(v), Ok(p)) => Some((v, p)),
+        (Err(e), _) | (_, Err(e)) => {
+            obs.backend_error = Some(e.to_string());
+            None
+        }
+    };
+    let (ms_volumes, pools): (HashMap<String, MsVolume>, Vec<Pool>) = match backend {
+        Some((v, p)) => (v.into_iter().map(|v| (v.spec.uuid.clone(), v)).collect(), p),
+        None => (HashMap::new(), Vec::new()),
+    };
+    let pool_labels: HashMap<&str, &BTreeMap<String, String>> = pools
+        .iter()
+        .filter_map(|p| Some((p.id.as_str(), &p.spec.as_ref()?.labels)))
+        .collect();
+    obs.tiers = tier_capacities(layout, &pools);
+    for p in &pools {
+        if let Some(t) = p.spec.as_ref().and_then(|s| layout.classify(&s.labels)) {
+            obs.pools_by_tier.entry(t).or_default().push(p.id.clone());
+        }
+    }
+
+    let (window, half_life) = heat_window(policy);
+    let series = match ctx.eyes.series(window, now).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            obs.metrics_error = Some(e.to_string());
+            None
+        }
+    };
+
+    for (pv, pvc) in pvs {
+        let name = pv.name_any();
+        let handle = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.csi.as_ref())
+            .map(|c| c.volume_handle.clone());
+        let ms = handle.as_deref().and_then(|h| ms_volumes.get(h));
+        let pools_of: Vec<String> = ms
+            .map(|v| {
+                v.state
+                    .replica_topology
+                    .values()
+                    .filter_map(|r| r.pool.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tier = ms.and_then(|v| {
+            let labels: Option<Vec<_>> = pools_of
+                .iter()
+                .map(|p| pool_labels.get(p.as_str()).copied())
+                .collect();
+            (v.state.replica_topology.len() == pools_of.len())
+                .then_some(labels)
+                .flatten()
+                .and_then(|l| layout.volume_tier(l))
+        });
+        let heat = series
+            .as_ref()
+            .map_or(Heat::Unknown, |s| heat_of(s, &name, now, window, half_life));
+        obs.volumes.push(Watched {
+            engine: Volume {
+                name: name.clone(),
+                size_bytes: ms.map_or(0, |v| v.spec.size),
+                replicas: ms.map_or(1, |v| v.spec.num_replicas),
+                heat,
+                tier,
+                last_move: last_migration(&pv),
+                pinned: pvc.as_ref().and_then(force_tier),
+                migrating: migrating.contains(&name),
+            },
+            claim: pvc
+                .as_ref()
+                .map(|c| (c.namespace().unwrap_or_default(), c.name_any())),
+            pools: pools_of,
+            volume_id: handle,
+        });
+    }
+    obs
+}
+
+/// PVs of the policy's StorageClass whose claim matches its volumeSelector, with the claim.
+fn matching_pvs(
+    ctx: &Context,
+    policy: &StoragePolicy,
+) -> Vec<(
+    std::sync::Arc<PersistentVolume>,
+    Option<std::sync::Arc<PersistentVolumeClaim>>,
+)> {
+    let selector: Option<Selector> = policy
+        .spec
+        .volume_selector
+        .clone()
+        .and_then(|s| Selector::try_from(s).ok());
+    let mut out: Vec<_> = ctx
+        .pvs
+        .state()
+        .into_iter()
+        .filter(|pv| {
+            pv.spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.as_deref())
+                == Some(policy.spec.storage_class_name.as_str())
+        })
+        .map(|pv| {
+            let claim = pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .and_then(|r| {
+                    ctx.pvcs
+                        .get(&ObjectRef::new(r.name.as_deref()?).within(r.namespace.as_deref()?))
+                });
+            (pv, claim)
+        })
+        .filter(|(_, pvc)| match &selector {
+            None => true,
+            Some(s) => pvc.as_ref().is_some_and(|c| s.matches(c.labels())),
+        })
+        .collect();
+    out.sort_by_key(|(pv, _)| pv.name_any());
+    out
+}
+
+/// Sums capacity and usage of each tier's pools (pools that are not Online count as full).
+pub fn tier_capacities(layout: &TierLayout, pools: &[Pool]) -> Vec<TierCapacity> {
+    let mut caps: Vec<TierCapacity> = layout
+        .tiers
+        .iter()
+        .map(|(t, _)| TierCapacity {
+            tier: *t,
+            capacity_bytes: 0,
+            used_bytes: 0,
+        })
+        .collect();
+    for p in pools {
+        let (Some(spec), Some(state)) = (&p.spec, &p.state) else {
+            continue;
+        };
+        let Some(tier) = layout.classify(&spec.labels) else {
+            continue;
+        };
+        let Some(c) = caps.iter_mut().find(|c| c.tier == tier) else {
+            continue;
+        };
+        c.capacity_bytes += state.capacity;
+        c.used_bytes += if state.status.as_str() == "Online" {
+            state.used
+        } else {
+            state.capacity
+        };
+    }
+    caps
+}
+
+fn last_migration(pv: &PersistentVolume) -> Option<i64> {
+    pv.annotations()
+        .get(LAST_MIGRATION_ANNOTATION)?
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
+}
+
+fn force_tier(pvc: &std::sync::Arc<PersistentVolumeClaim>) -> Option<Tier> {
+    let v = pvc.annotations().get(FORCE_TIER_ANNOTATION)?;
+    serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase())).ok()
+}

@@ -1,0 +1,363 @@
+//! The per-policy pipeline: observe -> decide -> act -> update status.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use couchestor_common::layout::TierLayout;
+use couchestor_common::plan::{self, HoldReason, Input, Limits, Plan};
+use couchestor_common::storagepolicy::{PlannedMove, PolicyPhase};
+use couchestor_common::window::Window;
+use couchestor_common::{StoragePolicy, StoragePolicyStatus, Tier};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::context::{Context, Error};
+use crate::mover::launch::{self, PolicyMigrations};
+use crate::observe::{Observation, observe};
+use crate::status::{ConditionSet, StatusInputs, build_status};
+
+/// Field manager for everything the controller applies.
+pub const MANAGER: &str = "couchestor-controller";
+
+/// Everything decided for one policy in one cycle (also what `explain` prints).
+pub struct Decision {
+    /// Migrations already known for this policy.
+    pub migrations: PolicyMigrations,
+    /// What was observed.
+    pub observation: Observation,
+    /// The plan.
+    pub plan: Plan,
+    /// Whether moves are only reported.
+    pub dry_run: bool,
+    /// Whether the migration window is open.
+    pub window_open: bool,
+}
+
+/// Observes and decides for one policy. Returns the layout error if the spec is unusable.
+pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<Decision, String> {
+    let layout = TierLayout::from_spec(&policy.spec).map_err(|e| e.to_string())?;
+    let window_open = match &policy.spec.migration_window {
+        Some(w) => Window::new(w).map_err(|e| e.to_string())?.is_open(now),
+        None => true,
+    };
+    let summary = launch::summary(ctx)
+        .await
+        .map_err(|e| format!("listing VolumeMigrations: {e}"))?;
+    let mut summary_policy = summary.per_policy;
+    let migrations = summary_policy
+        .remove(&policy.name_any())
+        .unwrap_or_default();
+    let mut observation = observe(ctx, policy, &layout, now, &summary.migrating).await;
+    for w in &mut observation.volumes {
+        if let Some(&aborted) = summary.last_abort.get(&w.engine.name) {
+            w.engine.last_move = Some(w.engine.last_move.map_or(aborted, |t| t.max(aborted)));
+        }
+    }
+    let volumes: Vec<_> = observation
+        .volumes
+        .iter()
+        .map(|w| w.engine.clone())
+        .collect();
+    let limits = Limits {
+        enabled: policy.spec.enabled,
+        cooldown_secs: std::time::Duration::from(policy.spec.cooldown_period).as_secs(),
+        // The policy's own limit, and never more than the global budget left over.
+        max_concurrent: policy.spec.max_concurrent_migrations.min(
+            migrations.active
+                + ctx
+                    .settings
+                    .max_concurrent_migrations
+                    .saturating_sub(summary.active_total),
+        ),
+        active_migrations: migrations.active,
+        headroom_percent: policy.spec.fast_tier_headroom_percent,
+        window_open,
+    };
+    let plan = plan::plan(&Input {
+        volumes: &volumes,
+        tiers: &observation.tiers,
+        boundaries: &layout.boundaries,
+        limits,
+        now,
+    });
+    Ok(Decision {
+        migrations,
+        observation,
+        plan,
+        dry_run: policy.spec.dry_run || ctx.settings.dry_run,
+        window_open,
+    })
+}
+
+/// Reconciles one StoragePolicy.
+pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = policy.name_any();
+    let started = Instant::now();
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let previous = policy.status.clone().unwrap_or_default();
+    let prev_conditions = ConditionSet::from(&previous.conditions);
+    let obj_ref = policy.object_ref(&());
+
+    let status = match decide(&ctx, &policy, now).await {
+        Err(message) => {
+            warn!(policy = %name, %message, "policy cannot be applied");
+            if prev_conditions.status("Ready") != Some("False") {
+                publish(
+                    &ctx,
+                    &obj_ref,
+                    EventType::Warning,
+                    "InvalidPolicy",
+                    &message,
+                )
+                .await;
+            }
+            build_status(&policy, &previous, StatusInputs::invalid(message))
+        }
+        Ok(d) => {
+            act(&ctx, &policy, &d).await?;
+            report_transitions(&ctx, &obj_ref, &prev_conditions, &d).await;
+            record_metrics(&ctx, &name, &d);
+            build_status(&policy, &previous, StatusInputs::from_decision(&d))
+        }
+    };
+    let phase = status.phase;
+    apply_status(&ctx, &name, status).await?;
+    let result = if phase == Some(PolicyPhase::Error) {
+        "invalid"
+    } else {
+        "ok"
+    };
+    ctx.metrics
+        .reconcile_total
+        .with_label_values(&[&name, result])
+        .inc();
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&[&name])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Action::requeue(ctx.settings.reconcile_interval))
+}
+
+/// Act: in dry-run, log and record each planned move; otherwise start a VolumeMigration per
+/// move (the migration engine runs them).
+async fn act(ctx: &Context, policy: &StoragePolicy, d: &Decision) -> Result<(), Error> {
+    let name = policy.name_any();
+    if !d.dry_run {
+        let started = launch::launch(ctx, policy, &d.plan.moves, &d.observation).await?;
+        if started > 0 {
+            info!(policy = %name, started, "migrations started");
+        }
+        return Ok(());
+    }
+    for m in &d.plan.moves {
+        let w = d
+            .observation
+            .volumes
+            .iter()
+            .find(|w| w.engine.name == m.volume);
+        let text = format!(
+            "would move {} from {} to {}: {} (heat {:.0} IOPS)",
+            m.volume, m.from, m.to, m.reason, m.heat
+        );
+        info!(policy = %name, volume = %m.volume, from = %m.from, to = %m.to, heat = m.heat, "DRY-RUN: {text}");
+        publish(
+            ctx,
+            &pv_ref(&m.volume),
+            EventType::Normal,
+            "DryRunMigration",
+            &text,
+        )
+        .await;
+        if let Some((ns, claim)) = w.and_then(|w| w.claim.as_ref()) {
+            publish(
+                ctx,
+                &pvc_ref(ns, claim),
+                EventType::Normal,
+                "DryRunMigration",
+                &text,
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// Events on the policy when Prometheus or Mayastor go away or come back.
+async fn report_transitions(
+    ctx: &Context,
+    policy_ref: &ObjectReference,
+    prev: &ConditionSet<'_>,
+    d: &Decision,
+) {
+    let checks = [
+        (
+            "MetricsAvailable",
+            &d.observation.metrics_error,
+            "PrometheusUnavailable",
+            "PrometheusRecovered",
+        ),
+        (
+            "BackendReachable",
+            &d.observation.backend_error,
+            "BackendUnreachable",
+            "BackendRecovered",
+        ),
+    ];
+    for (cond, error, down, up) in checks {
+        match (error, prev.status(cond)) {
+            (Some(e), s) if s != Some("False") => {
+                let note =
+                    format!("{e}; every volume's state is treated as unknown, nothing is demoted");
+                publish(ctx, policy_ref, EventType::Warning, down, &note).await;
+            }
+            (None, Some("False")) => {
+                publish(ctx, policy_ref, EventType::Normal, up, "answering again").await
+            }
+            _ => {}
+        }
+    }
+}
+
+fn record_metrics(ctx: &Context, policy: &str, d: &Decision) {
+    let m = &ctx.metrics;
+    m.metrics_available
+        .with_label_values(&[policy])
+        .set(i64::from(d.observation.metrics_error.is_none()));
+    m.planned_moves
+        .with_label_values(&[policy])
+        .set(d.plan.moves.len() as i64);
+    m.prometheus_requests.set(ctx.eyes.requests() as i64);
+    let mut counts = [0i64; 4];
+    for w in &d.observation.volumes {
+        counts[w.engine.tier.map_or(3, |t| t as usize)] += 1;
+        if let Some(h) = w.engine.heat.iops() {
+            m.volume_heat.with_label_values(&[policy]).observe(h);
+        }
+    }
+    for (i, tier) in ["hot", "warm", "cold", "unknown"].iter().enumerate() {
+        m.volumes.with_label_values(&[policy, tier]).set(counts[i]);
+    }
+}
+
+/// Moves the plan wants, including those held only by the window or the concurrency limit.
+pub fn planned_moves(d: &Decision) -> Vec<PlannedMove> {
+    let claim = |v: &str| {
+        d.observation
+            .volumes
+            .iter()
+            .find(|w| w.engine.name == v)
+            .and_then(|w| w.claim.as_ref().map(|(ns, n)| format!("{ns}/{n}")))
+    };
+    let heat = |v: &str| {
+        d.observation
+            .volumes
+            .iter()
+            .find(|w| w.engine.name == v)
+            .and_then(|w| w.engine.heat.iops())
+            .unwrap_or(0.0)
+    };
+    let from = |v: &str| {
+        d.observation
+            .volumes
+            .iter()
+            .find(|w| w.engine.name == v)
+            .and_then(|w| w.engine.tier)
+            .unwrap_or(Tier::Cold)
+    };
+    let mut out: Vec<PlannedMove> = d
+        .plan
+        .moves
+        .iter()
+        .map(|m| PlannedMove {
+            volume: m.volume.clone(),
+            claim: claim(&m.volume),
+            from: m.from,
+            to: m.to,
+            heat_iops: m.heat.round() as u64,
+            reason: m.reason.to_string(),
+        })
+        .collect();
+    for h in &d.plan.holds {
+        if let HoldReason::WindowClosed { to } | HoldReason::ConcurrencyLimit { to } = h.reason {
+            out.push(PlannedMove {
+                volume: h.volume.clone(),
+                claim: claim(&h.volume),
+                from: from(&h.volume),
+                to,
+                heat_iops: heat(&h.volume).round() as u64,
+                reason: h.reason.to_string(),
+            });
+        }
+    }
+    out
+}
+
+async fn apply_status(ctx: &Context, name: &str, status: StoragePolicyStatus) -> Result<(), Error> {
+    let api = Api::<StoragePolicy>::all(ctx.client.clone());
+    let patch = serde_json::json!({
+        "apiVersion": "storage.billyronks.io/v1",
+        "kind": "StoragePolicy",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records an Event; a failure to record is logged, never fatal.
+pub async fn publish(
+    ctx: &Context,
+    on: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1024).collect()),
+        action: "Tiering".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, on).await {
+        warn!(reason, object = ?on.name, error = %e, "could not record event");
+    }
+}
+
+/// A reference to a PersistentVolume, for Events.
+pub fn pv_ref(name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("PersistentVolume".into()),
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+fn pvc_ref(ns: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("PersistentVolumeClaim".into()),
+        namespace: Some(ns.into()),
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+/// Error policy: log with context and retry after a short delay.
+pub fn error_policy(policy: Arc<StoragePolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(policy = %policy.name_any(), %error, "reconcile failed");
+    ctx.metrics
+        .reconcile_total
+        .with_label_values(&[&policy.name_any(), "error"])
+        .inc();
+    Action::requeue(std::time::Duration::from_secs(15))
+}

@@ -1,0 +1,207 @@
+//! The policy under test: the controller's own decide pipeline, `heat::decayed_iops` then
+//! `plan::plan`, fed from the simulated cluster exactly as the controller feeds it from
+//! Prometheus and the Kubernetes API.
+
+use std::collections::HashMap;
+
+use couchestor_common::Tier;
+use couchestor_common::heat::{self, Heat, Sample};
+use couchestor_common::plan::{self, Boundary, Input, Limits, TierCapacity};
+
+use super::cluster::Cluster;
+
+/// Policy settings shared by both policies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyConfig {
+    /// Seconds between two planning cycles.
+    pub cycle_secs: u64,
+    /// Heat sampling window, seconds.
+    pub window_secs: u64,
+    /// Heat half-life, seconds.
+    pub half_life_secs: u64,
+    /// Minimum seconds between two moves of a volume (CoucheStor only).
+    pub cooldown_secs: u64,
+    /// Migrations running at once.
+    pub max_concurrent: u32,
+    /// Percent of every tier kept free (CoucheStor only).
+    pub headroom_percent: u8,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        let window_secs = 3600;
+        PolicyConfig {
+            cycle_secs: 300,
+            window_secs,
+            half_life_secs: heat::default_half_life(window_secs),
+            cooldown_secs: 86_400,
+            max_concurrent: 2,
+            headroom_percent: 10,
+        }
+    }
+}
+
+/// Promotion and demotion watermarks, IOPS.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Watermarks {
+    /// Heat above which a slow-tier volume is promoted.
+    pub promote_above: f64,
+    /// Heat below which a fast-tier volume is demoted.
+    pub demote_below: f64,
+}
+
+/// Width of the hysteresis band: a volume is demoted once it has lost three quarters of the
+/// heat that would earn a promotion.
+pub const BAND_RATIO: f64 = 4.0;
+
+/// Derives the watermarks the way an operator sizes a StoragePolicy after one sampling window
+/// in "measure only" mode, from observed heat alone (never from the oracle or the true
+/// intensities, and the same rule for every scenario and seed):
+///
+/// * `promote_above` is the heat of the hottest volume that does *not* fit when the fast tier
+///   is filled hottest-first up to its usable capacity (capacity minus headroom). In words: a
+///   volume is hot when it is hotter than the volumes the fast tier can hold by themselves.
+///   At calibration the volumes above the watermark fit exactly; later arrivals compete for the
+///   room by density, which is the engine's job (densest first, evicting much less dense
+///   residents).
+/// * `demote_below = promote_above / 4` ([`BAND_RATIO`]). Sample noise (σ = 0.2) averages out
+///   over the window, but a diurnal swing `1 ± A` changes heat by `(1 + A) / (1 − A)` between
+///   peak and trough: 3× at A = 0.5, 4× at A = 0.6. A 4× band keeps daily cycles of ordinary
+///   amplitude inside the band, while a volume whose popularity really collapsed (a hot-set
+///   shift moves it many Zipf ranks) still falls through it.
+///
+/// Both are rounded to whole IOPS, the unit of the StoragePolicy spec. Unknown heats are
+/// skipped. With no known heat at all the watermarks are infinite/zero
+/// (nothing moves).
+pub fn calibrate(heats: &[Heat], footprints: &[u64], usable_bytes: u64) -> Watermarks {
+    let mut known: Vec<(f64, u64)> = heats
+        .iter()
+        .zip(footprints)
+        .filter_map(|(h, &f)| h.iops().map(|h| (h, f)))
+        .collect();
+    known.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut used = 0u64;
+    let mut promote_above = 0.0;
+    for (i, &(h, f)) in known.iter().enumerate() {
+        used += f;
+        if used > usable_bytes {
+            promote_above = h;
+            break;
+        }
+        if i + 1 == known.len() {
+            // Everything fits: only demote volumes that go entirely idle.
+            promote_above = 0.0;
+        }
+    }
+    if known.is_empty() {
+        promote_above = f64::INFINITY;
+    }
+    // Whole IOPS, as `highWatermarkIOPS`/`lowWatermarkIOPS` hold them in the spec.
+    let promote_above = promote_above.round();
+    Watermarks {
+        promote_above,
+        demote_below: (promote_above / BAND_RATIO).round(),
+    }
+}
+
+/// Each volume's heat at `now` from its sample history.
+pub fn heats(history: &[Vec<Sample>], now: i64, cfg: &PolicyConfig) -> Vec<Heat> {
+    history
+        .iter()
+        .map(|h| heat::decayed_iops(h, now, cfg.window_secs, cfg.half_life_secs))
+        .collect()
+}
+
+/// One CoucheStor planning cycle: builds the engine's input from the cluster and returns the
+/// moves to start now, as (volume index, target tier).
+pub fn couchestor(
+    cluster: &Cluster,
+    heats: &[Heat],
+    wm: Watermarks,
+    cfg: &PolicyConfig,
+    now: i64,
+) -> Vec<(usize, Tier)> {
+    let volumes: Vec<plan::Volume> = cluster
+        .volumes
+        .iter()
+        .zip(heats)
+        .map(|(v, &heat)| plan::Volume {
+            name: v.name.clone(),
+            size_bytes: v.size_bytes,
+            replicas: v.replicas,
+            heat,
+            tier: Some(v.tier),
+            last_move: v.last_move,
+            pinned: None,
+            migrating: v.in_flight.is_some(),
+        })
+        .collect();
+    let tiers: Vec<TierCapacity> = cluster
+        .tiers
+        .iter()
+        .map(|&(tier, capacity_bytes)| TierCapacity {
+            tier,
+            capacity_bytes,
+            used_bytes: cluster.used_bytes(tier),
+        })
+        .collect();
+    let boundaries = vec![
+        Boundary {
+            promote_above: wm.promote_above,
+            demote_below: wm.demote_below,
+        };
+        tiers.len().saturating_sub(1)
+    ];
+    let decided = plan::plan(&Input {
+        volumes: &volumes,
+        tiers: &tiers,
+        boundaries: &boundaries,
+        limits: Limits {
+            enabled: true,
+            cooldown_secs: cfg.cooldown_secs,
+            max_concurrent: cfg.max_concurrent,
+            active_migrations: cluster.active_migrations(),
+            headroom_percent: cfg.headroom_percent,
+            window_open: true,
+        },
+        now,
+    });
+    let index: HashMap<&str, usize> = cluster
+        .volumes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.as_str(), i))
+        .collect();
+    decided
+        .moves
+        .iter()
+        .filter_map(|m| index.get(m.volume.as_str()).map(|&i| (i, m.to)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_fill_the_usable_fast_tier_hottest_first() {
+        let heats = [
+            Heat::Known(100.0),
+            Heat::Known(400.0),
+            Heat::Unknown,
+            Heat::Known(200.0),
+            Heat::Known(50.0),
+        ];
+        let fp = [10, 10, 10, 10, 10];
+        // Room for two: 400 and 200 fit, 100 is the first that does not.
+        let wm = calibrate(&heats, &fp, 25);
+        assert_eq!(wm.promote_above, 100.0);
+        assert_eq!(wm.demote_below, 25.0);
+        // Room for all known ones: only idle volumes would be demoted.
+        assert_eq!(calibrate(&heats, &fp, 1000).promote_above, 0.0);
+        assert_eq!(
+            calibrate(&[Heat::Unknown], &[1], 10).promote_above,
+            f64::INFINITY
+        );
+    }
+}

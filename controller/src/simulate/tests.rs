@@ -1,0 +1,116 @@
+//! End-to-end checks of the simulator: presets, a whole (short) run, the JSON report.
+
+use clap::Parser;
+
+use super::report::Report;
+use super::sim::{PolicyKind, SimConfig, simulate};
+use super::workload::WorkloadParams;
+use super::{Scenario, SimulateArgs};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: SimulateArgs,
+}
+
+fn args(argv: &[&str]) -> SimulateArgs {
+    Cli::parse_from(std::iter::once("simulate").chain(argv.iter().copied())).args
+}
+
+#[test]
+fn flags_override_scenario_presets() {
+    let cfg = args(&["--scenario", "shifting"]).config().unwrap();
+    assert_eq!(cfg.workload.shift_fraction, 0.5);
+    assert_eq!(cfg.workload.shift_every_secs, 4 * 3600);
+    assert_eq!(cfg.workload.alpha, 0.9);
+    let cfg = args(&[
+        "--scenario",
+        "skewed",
+        "--alpha",
+        "0.7",
+        "--volumes",
+        "10",
+        "--days",
+        "1",
+    ])
+    .config()
+    .unwrap();
+    assert_eq!(cfg.workload.alpha, 0.7);
+    assert_eq!(cfg.workload.volumes, 10);
+    assert_eq!(cfg.days, 1.0);
+    assert_eq!(args(&[]).scenario, Scenario::Default);
+    assert!(args(&["--volumes", "0"]).config().is_err());
+    for (name, alpha, amplitude) in [("flat", 0.6, 0.5), ("diurnal", 0.9, 0.8)] {
+        let cfg = args(&["--scenario", name]).config().unwrap();
+        assert_eq!(
+            (cfg.workload.alpha, cfg.workload.diurnal_amplitude),
+            (alpha, amplitude)
+        );
+    }
+}
+
+#[test]
+fn a_run_is_deterministic() {
+    let cfg = args(&["--volumes", "30", "--days", "0.5"])
+        .config()
+        .unwrap();
+    let hidden = indicatif::ProgressBar::hidden();
+    let a = simulate(&cfg, PolicyKind::Couchestor, &hidden).unwrap();
+    let b = simulate(&cfg, PolicyKind::Couchestor, &hidden).unwrap();
+    assert_eq!(a.score, b.score);
+    assert_eq!(a.stats, b.stats);
+    assert!(a.stats.completed > 0, "nothing moved in 12 h");
+    assert_eq!(a.stats.ping_pongs, 0);
+    assert_eq!(a.stats.failed, 0);
+}
+
+#[test]
+fn json_has_every_scorecard_key() {
+    let cfg = SimConfig {
+        workload: WorkloadParams {
+            volumes: 20,
+            ..WorkloadParams::default()
+        },
+        policy: Default::default(),
+        seed: 3,
+        days: 0.25,
+        fast_tier_percent: 20.0,
+        bandwidth_bps: 200.0 * 1024.0 * 1024.0,
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    let ours = simulate(&cfg, PolicyKind::Couchestor, &hidden).unwrap();
+    let base = simulate(&cfg, PolicyKind::Baseline, &hidden).unwrap();
+    let report = Report::new("default", &cfg, &ours, Some(&base), None);
+    let json = serde_json::to_value(&report).unwrap();
+    for key in [
+        "scenario",
+        "seed",
+        "policy",
+        "hot_share",
+        "oracle_hot_share",
+        "oracle_ratio",
+        "moves",
+        "gib_moved",
+        "ping_pongs",
+        "failed_moves",
+        "moves_per_volume_per_day",
+        "slo_minutes",
+        "reaction_time_minutes",
+        "watermarks",
+        "baseline",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key} in {json}");
+    }
+    assert_eq!(json["policy"], "couchestor");
+    assert_eq!(json["baseline"]["policy"], "baseline");
+    // Same workload for both: the oracle does not depend on the policy.
+    assert_eq!(
+        json["oracle_hot_share"],
+        json["baseline"]["oracle_hot_share"]
+    );
+    let text = report.text();
+    assert!(
+        text.contains("oracle_ratio") && text.contains("baseline"),
+        "{text}"
+    );
+}

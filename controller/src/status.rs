@@ -1,0 +1,174 @@
+//! Building a policy's status from a decision: phase, conditions, counts, planned moves.
+
+use couchestor_common::Tier;
+use couchestor_common::storagepolicy::PolicyPhase;
+use couchestor_common::{StoragePolicy, StoragePolicyStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::reconcile::{Decision, planned_moves};
+
+/// Previous conditions, for keeping transition times and detecting transitions.
+pub struct ConditionSet<'a>(&'a [Condition]);
+
+impl<'a> From<&'a Vec<Condition>> for ConditionSet<'a> {
+    fn from(c: &'a Vec<Condition>) -> Self {
+        Self(c)
+    }
+}
+
+impl ConditionSet<'_> {
+    /// Status ("True"/"False"/"Unknown") of a condition type, if present.
+    pub fn status(&self, type_: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.status.as_str())
+    }
+
+    fn transition_time(&self, type_: &str, status: &str) -> Time {
+        self.0
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| Time(Timestamp::now()))
+    }
+}
+
+/// What a status is built from.
+pub struct StatusInputs<'d> {
+    decision: Option<&'d Decision>,
+    invalid: Option<String>,
+}
+
+impl<'d> StatusInputs<'d> {
+    /// A policy that cannot be applied.
+    pub fn invalid(message: String) -> Self {
+        Self {
+            decision: None,
+            invalid: Some(message),
+        }
+    }
+
+    /// A decided policy.
+    pub fn from_decision(d: &'d Decision) -> Self {
+        Self {
+            decision: Some(d),
+            invalid: None,
+        }
+    }
+}
+
+/// The full status to apply. Counters of finished migrations and the history carry over.
+pub fn build_status(
+    policy: &StoragePolicy,
+    previous: &StoragePolicyStatus,
+    input: StatusInputs<'_>,
+) -> StoragePolicyStatus {
+    let prev = ConditionSet(&previous.conditions);
+    let generation = policy.metadata.generation;
+    let cond = |type_: &str, ok: bool, reason: &str, message: String| {
+        let status = if ok { "True" } else { "False" };
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: prev.transition_time(type_, status),
+            observed_generation: generation,
+        }
+    };
+    let mut s = StoragePolicyStatus {
+        observed_generation: generation,
+        last_reconcile_time: Some(Time(Timestamp::now())),
+        active_migrations: previous.active_migrations,
+        total_migrations: previous.total_migrations,
+        failed_migrations: previous.failed_migrations,
+        migration_history: previous.migration_history.clone(),
+        ..Default::default()
+    };
+    if let Some(d) = input.decision {
+        s.active_migrations = d.migrations.active;
+        s.total_migrations = d.migrations.completed;
+        s.failed_migrations = d.migrations.failed;
+        s.migration_history = d.migrations.history.clone();
+    }
+    let Some(d) = input.decision else {
+        let message = input.invalid.unwrap_or_default();
+        s.phase = Some(PolicyPhase::Error);
+        s.conditions = vec![cond("Ready", false, "InvalidPolicy", message)];
+        return s;
+    };
+    let obs = &d.observation;
+    for w in &obs.volumes {
+        match w.engine.tier {
+            Some(Tier::Hot) => s.hot_volumes += 1,
+            Some(Tier::Warm) => s.warm_volumes += 1,
+            Some(Tier::Cold) => s.cold_volumes += 1,
+            None => s.unknown_volumes += 1,
+        }
+        if w.engine.tier.is_some() && w.engine.heat.iops().is_none() {
+            s.unknown_volumes += 1;
+        }
+    }
+    s.watched_volumes = obs.volumes.len() as u32;
+    s.phase = Some(if policy.spec.enabled {
+        PolicyPhase::Active
+    } else {
+        PolicyPhase::Disabled
+    });
+    s.planned_moves = if d.dry_run {
+        planned_moves(d)
+    } else {
+        Vec::new()
+    };
+    let wanted = planned_moves(d).len();
+    let ready_msg = match (policy.spec.enabled, d.dry_run) {
+        (false, _) => "policy is disabled: nothing is planned or moved".to_string(),
+        (true, true) => format!(
+            "dry-run: {} volumes watched, {wanted} moves planned (see status.plannedMoves)",
+            s.watched_volumes
+        ),
+        (true, false) => format!(
+            "{} volumes watched, {} migrations running, {wanted} more planned",
+            s.watched_volumes, s.active_migrations
+        ),
+    };
+    s.conditions = vec![
+        cond(
+            "Ready",
+            true,
+            if d.dry_run { "DryRun" } else { "Reconciled" },
+            ready_msg,
+        ),
+        match &obs.metrics_error {
+            None => cond(
+                "MetricsAvailable",
+                true,
+                "QuerySucceeded",
+                "heat query answered".into(),
+            ),
+            Some(e) => cond(
+                "MetricsAvailable",
+                false,
+                "PrometheusUnavailable",
+                format!("{e}; heat is unknown, nothing is demoted"),
+            ),
+        },
+        match &obs.backend_error {
+            None => cond(
+                "BackendReachable",
+                true,
+                "MayastorAnswered",
+                "Mayastor REST API answered".into(),
+            ),
+            Some(e) => cond(
+                "BackendReachable",
+                false,
+                "MayastorUnreachable",
+                format!("{e}; tiers are unknown, nothing moves"),
+            ),
+        },
+    ];
+    s
+}

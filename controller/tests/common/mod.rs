@@ -1,0 +1,404 @@
+//! Shared end-to-end plumbing: a real apiserver namespace, the Mayastor simulator, PVs and
+//! claims, Mayastor-shaped Prometheus series, and the real controller binary.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use std::collections::BTreeMap;
+
+use couchestor_common::StoragePolicy;
+use couchestor_common::migration::{MigrationPhase, POLICY_LABEL, VolumeMigration};
+use couchestor_mayastor_sim::{Profile, RunningSim, World};
+use couchestor_testsupport::cluster::{ADMIN_TOKEN, TestCluster, unique_name};
+use couchestor_testsupport::process::{ChildProcess, free_port};
+use couchestor_testsupport::{OpenMetrics, RunDir, cluster};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+
+/// One GiB.
+pub const GIB: u64 = 1 << 30;
+
+/// A test's world.
+pub struct Env {
+    /// The control plane.
+    pub cluster: &'static TestCluster,
+    /// Admin client.
+    pub client: Client,
+    /// The test's namespace (claims, Lease).
+    pub ns: String,
+    /// The test's StorageClass name.
+    pub sc: String,
+    /// Mayastor simulator.
+    pub sim: RunningSim,
+    /// Plain HTTP client.
+    pub http: reqwest::Client,
+    /// Scratch directory (logs, kubeconfig).
+    pub dir: RunDir,
+    /// Admin kubeconfig for child processes.
+    pub kubeconfig: PathBuf,
+    /// Distinguishes this Env's volume UUIDs (PVs are cluster-scoped).
+    base: u32,
+}
+
+/// A running controller process.
+pub struct Controller {
+    /// The process.
+    pub process: ChildProcess,
+    /// Its log file.
+    pub log: PathBuf,
+    /// `/metrics` port.
+    pub metrics_port: u16,
+    /// `/healthz` and `/readyz` port.
+    pub health_port: u16,
+}
+
+impl Controller {
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Env {
+    /// A fresh namespace and StorageClass name, and a simulator on `profile`.
+    pub async fn new(test: &str, profile: Profile, rebuild_mib_per_sec: f64) -> Option<Self> {
+        let cluster = cluster().await?;
+        let ns = cluster.namespace(test).await.unwrap();
+        let sim = couchestor_mayastor_sim::spawn(
+            World::new(profile, rebuild_mib_per_sec),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let dir = RunDir::new(test).unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        cluster.write_kubeconfig(&kubeconfig, ADMIN_TOKEN).unwrap();
+        Some(Self {
+            cluster,
+            client: cluster.client(),
+            ns,
+            sc: unique_name(test),
+            sim,
+            http: reqwest::Client::new(),
+            dir,
+            kubeconfig,
+            base: {
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
+        })
+    }
+
+    /// POSTs to the simulator's admin API and asserts success.
+    pub async fn admin(&self, path: &str, body: Value) {
+        let url = format!("{}/{path}", self.sim.admin_url());
+        let r = self.http.post(&url).json(&body).send().await.unwrap();
+        assert!(
+            r.status().is_success(),
+            "{url}: {} {}",
+            r.status(),
+            r.text().await.unwrap()
+        );
+    }
+
+    /// Adds `count` nodes `<tier>-node-<i>`, each with one pool `<tier>-<i>` (1000 GiB,
+    /// labelled `couchestor-tier=<tier>`).
+    pub async fn add_tier_nodes(&self, tier: &str, count: usize) {
+        for i in 0..count {
+            let node = format!("{tier}-node-{i}");
+            self.admin("nodes", json!({"id": node})).await;
+            self.admin(
+                "pools",
+                json!({"id": format!("{tier}-{i}"), "node": node, "capacity": 1000 * GIB, "labels": {"couchestor-tier": tier}}),
+            )
+            .await;
+        }
+    }
+
+    /// The `n`-th volume UUID of this Env, unique in the cluster.
+    pub fn uuid(&self, n: u32) -> String {
+        format!("00000000-0000-4000-8000-{:06}{n:06}", self.base)
+    }
+
+    /// The label selecting this test's policies (and migrations).
+    pub fn selector(&self) -> String {
+        format!("couchestor.io/test={}", self.ns)
+    }
+
+    /// Adds nodes `node-0..` each with one pool per entry of `tiers` (`<tier>-<i>`, 1000 GiB,
+    /// labelled `couchestor-tier=<tier>`).
+    pub async fn add_nodes(&self, count: usize, tiers: &[&str]) {
+        for i in 0..count {
+            self.admin("nodes", json!({"id": format!("node-{i}")}))
+                .await;
+            for t in tiers {
+                self.admin(
+                    "pools",
+                    json!({"id": format!("{t}-{i}"), "node": format!("node-{i}"), "capacity": 1000 * GIB, "labels": {"couchestor-tier": t}}),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// A published volume with replicas on `pools`, plus its PV and a bound, labelled claim.
+    pub async fn add_volume(
+        &self,
+        uuid: &str,
+        size: u64,
+        pools: &[&str],
+        published: bool,
+    ) -> String {
+        let node = self.sim_pool_node(pools[0]).await;
+        let mut body = json!({"uuid": uuid, "size": size, "replicas": pools.len(), "pools": pools});
+        if published {
+            body["publish_on"] = json!(node);
+        }
+        self.admin("volumes", body).await;
+        let pv = format!("pvc-{uuid}");
+        let claim = format!("claim-{}", &uuid[uuid.len() - 6..]);
+        let pv_obj: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": pv},
+            "spec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": self.sc,
+                "csi": {"driver": "io.openebs.csi-mayastor", "volumeHandle": uuid},
+                "claimRef": {"namespace": self.ns, "name": claim}
+            }
+        }))
+        .unwrap();
+        Api::<PersistentVolume>::all(self.client.clone())
+            .create(&PostParams::default(), &pv_obj)
+            .await
+            .unwrap();
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": claim, "labels": {"tiering": "enabled"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": self.sc, "volumeName": pv,
+                     "resources": {"requests": {"storage": "1Gi"}}}
+        }))
+        .unwrap();
+        Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &self.ns)
+            .create(&PostParams::default(), &pvc)
+            .await
+            .unwrap();
+        pv
+    }
+
+    async fn sim_pool_node(&self, pool: &str) -> String {
+        let p: Value = self
+            .http
+            .get(format!("{}/pools/{pool}", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        p["spec"]["node"].as_str().unwrap().to_string()
+    }
+
+    /// `GET /v0/volumes/{uuid}` from the simulator.
+    pub async fn sim_volume(&self, uuid: &str) -> Value {
+        self.http
+            .get(format!("{}/volumes/{uuid}", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The pools holding a volume's replicas, sorted.
+    pub async fn replica_pools(&self, uuid: &str) -> Vec<String> {
+        let v = self.sim_volume(uuid).await;
+        let mut pools: Vec<String> = v["state"]["replica_topology"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|r| r["pool"].as_str().unwrap().to_string())
+            .collect();
+        pools.sort();
+        pools
+    }
+
+    /// The simulator's whole state (including the removal audit log).
+    pub async fn sim_state(&self) -> Value {
+        self.http
+            .get(format!("{}/state", self.sim.admin_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Starts the real controller binary against this world.
+    pub fn controller(&self, name: &str, prometheus_url: &str, extra: &[&str]) -> Controller {
+        let (metrics_port, health_port) = (free_port().unwrap(), free_port().unwrap());
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--prometheus-url".into(),
+            prometheus_url.into(),
+            "--mayastor-url".into(),
+            self.sim.base_url(),
+            "--metrics-addr".into(),
+            format!("127.0.0.1:{metrics_port}"),
+            "--health-addr".into(),
+            format!("127.0.0.1:{health_port}"),
+            "--lease-namespace".into(),
+            self.ns.clone(),
+            "--identity".into(),
+            "controller-under-test".into(),
+            "--reconcile-interval-seconds".into(),
+            "5".into(),
+            "--policy-selector".into(),
+            self.selector(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = self.dir.path().join(format!("{name}.log"));
+        let exe = std::path::Path::new(env!("CARGO_BIN_EXE_couchestor-controller"));
+        let process = ChildProcess::spawn_with_env(
+            name,
+            exe,
+            &args,
+            &log,
+            &[("KUBECONFIG", self.kubeconfig.as_os_str())],
+        )
+        .unwrap();
+        Controller {
+            process,
+            log,
+            metrics_port,
+            health_port,
+        }
+    }
+}
+
+/// Mayastor-shaped counters: 2 h of 30 s samples up to `end` at a constant read rate per PV.
+pub fn series(volumes: &[(String, f64)], end: i64) -> OpenMetrics {
+    let mut om = OpenMetrics::new();
+    for (pv, iops) in volumes {
+        for i in 0..240 {
+            let labels = [("node", "node-0"), ("pv_name", pv.as_str())];
+            om.gauge(
+                "volume_num_read_ops",
+                &labels,
+                iops * (i * 30) as f64,
+                end - 7200 + i * 30,
+            );
+            om.gauge("volume_num_write_ops", &labels, 0.0, end - 7200 + i * 30);
+        }
+    }
+    om
+}
+
+/// Polls `get` until `done` holds, for at most `secs` seconds, then fails with the last value.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    secs: u64,
+    mut get: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+    T: std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = get().await;
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last: {v:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_second()
+}
+
+/// The profile list every migration test runs on.
+pub fn profiles() -> [(Profile, &'static [&'static str]); 2] {
+    [
+        (Profile::V2_9, &["--mayastor-version", "2.9.0"]),
+        (Profile::V2_10, &[]),
+    ]
+}
+
+/// A policy moving above 1000 / below 100 IOPS, not dry-run.
+pub async fn create_policy(env: &Env, name: &str, extra: Value) {
+    let mut spec = json!({
+        "storageClassName": env.sc, "highWatermarkIOPS": 1000, "lowWatermarkIOPS": 100,
+        "maxConcurrentMigrations": 4
+    });
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let p: StoragePolicy = serde_json::from_value(json!({
+        "apiVersion": "storage.billyronks.io/v1", "kind": "StoragePolicy",
+        "metadata": {"name": name, "labels": {"couchestor.io/test": env.ns}}, "spec": spec
+    }))
+    .unwrap();
+    Api::<StoragePolicy>::all(env.client.clone())
+        .create(&PostParams::default(), &p)
+        .await
+        .unwrap();
+}
+
+/// The policy's migrations.
+pub async fn migrations(env: &Env, policy: &str) -> Vec<VolumeMigration> {
+    Api::<VolumeMigration>::all(env.client.clone())
+        .list(&ListParams::default().labels(&format!("{POLICY_LABEL}={policy}")))
+        .await
+        .unwrap()
+        .items
+}
+
+/// A migration's phase.
+pub fn phase(vm: &VolumeMigration) -> Option<MigrationPhase> {
+    vm.status.as_ref().and_then(|s| s.phase)
+}
+
+/// No replica left the simulator while the volume had no other healthy copies to spare:
+/// every removal of a healthy replica left at least `start` healthy ones.
+pub fn assert_removals_safe(state: &Value, start: &BTreeMap<String, usize>) {
+    for r in state["removals"].as_array().unwrap() {
+        let vol = r["volume"].as_str().unwrap();
+        let Some(&n) = start.get(vol) else { continue };
+        if r["was_healthy"].as_bool().unwrap() {
+            assert!(
+                r["healthy_after"].as_u64().unwrap() as usize >= n,
+                "a healthy replica of {vol} was removed leaving {} healthy (started with {n}): {r}",
+                r["healthy_after"]
+            );
+        }
+    }
+}
+
+/// No pool or node is left cordoned.
+pub fn assert_no_cordons(state: &Value) {
+    for (id, p) in state["pools"].as_object().unwrap() {
+        let c = &p["cordon"];
+        assert!(
+            c.is_null() || c.as_object().is_none_or(|o| o.values().all(|v| v == false)),
+            "pool {id} left cordoned: {c}"
+        );
+    }
+    for (id, n) in state["nodes"].as_object().unwrap() {
+        let labels = &n["cordon_labels"];
+        assert!(
+            labels.is_null() || labels.as_array().is_some_and(|a| a.is_empty()),
+            "node {id} left cordoned: {labels}"
+        );
+    }
+}

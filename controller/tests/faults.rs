@@ -1,0 +1,275 @@
+//! The fault matrix: rebuild failure, a node going offline mid-rebuild, API errors, an
+//! unpublished volume, no eligible node, a full target tier, and two policies contending for
+//! one volume. Every case must end without losing a replica and say why.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Env, GIB, assert_no_cordons, assert_removals_safe, create_policy, eventually, migrations, now,
+    phase, series,
+};
+use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
+use couchestor_mayastor_sim::Profile;
+use couchestor_testsupport::prometheus;
+use kube::api::{Api, ListParams};
+use serde_json::json;
+
+/// One cold 1-replica volume on nvme-0 that the policy wants on SATA.
+async fn one_cold_volume(
+    test: &str,
+    profile: Profile,
+    rebuild: f64,
+    published: bool,
+) -> Option<(Env, String, couchestor_testsupport::TestPrometheus)> {
+    let env = Env::new(test, profile, rebuild).await?;
+    env.add_tier_nodes("nvme", 2).await;
+    env.add_tier_nodes("sata", 2).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0"], published).await;
+    let prom = prometheus(&series(&[(pv, 1.0)], now() - 60)).await?;
+    Some((env, id, prom))
+}
+
+async fn single_outcome(env: &Env, policy: &str) -> VolumeMigration {
+    let vms = eventually(
+        &format!("{policy} to finish"),
+        90,
+        || migrations(env, policy),
+        |v| v.len() == 1 && phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
+    )
+    .await;
+    vms.into_iter().next().unwrap()
+}
+
+async fn assert_aborted_untouched(
+    env: &Env,
+    id: &str,
+    vm: &VolumeMigration,
+    reason: &str,
+    says: &str,
+) {
+    let st = vm.status.clone().unwrap();
+    assert_eq!(st.phase, Some(MigrationPhase::Aborted), "{st:?}");
+    assert_eq!(st.abort_reason.as_deref(), Some(reason), "{st:?}");
+    assert!(st.message.contains(says), "{:?} lacks {says:?}", st.message);
+    assert_eq!(
+        env.replica_pools(id).await,
+        vec!["nvme-0".to_string()],
+        "the original replica must stay"
+    );
+    let state = env.sim_state().await;
+    assert_removals_safe(&state, &[(id.to_string(), 1)].into());
+    assert_no_cordons(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rebuild_aborts_and_keeps_the_old_replica() {
+    let Some((env, id, prom)) = one_cold_volume("fault-rebuild", Profile::V2_10, 256.0, true).await
+    else {
+        return;
+    };
+    env.admin("faults/fail-next-rebuild", json!({"at_percent": 40}))
+        .await;
+    let _c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-rebuild", json!({})).await;
+    let vm = single_outcome(&env, "fault-rebuild").await;
+    assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
+    let removed = &env.sim_state().await["removals"];
+    assert_eq!(removed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        removed[0]["was_healthy"], false,
+        "only the failed new replica may go: {removed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_node_going_offline_mid_rebuild_aborts_safely() {
+    let Some((env, id, prom)) = one_cold_volume("fault-node", Profile::V2_10, 128.0, true).await
+    else {
+        return;
+    };
+    let _c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-node", json!({})).await;
+    let vm = eventually(
+        "WaitingSync",
+        60,
+        || migrations(&env, "fault-node"),
+        |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::WaitingSync),
+    )
+    .await;
+    let node = vm[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .new_replica
+        .as_ref()
+        .unwrap()
+        .node
+        .clone();
+    let r = env
+        .http
+        .put(format!("{}/nodes/{node}/status", env.sim.admin_url()))
+        .json(&json!({"status": "Offline"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let vm = single_outcome(&env, "fault-node").await;
+    assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_and_slow_answers_are_retried_to_completion() {
+    let Some((env, id, prom)) = one_cold_volume("fault-api", Profile::V2_10, 2048.0, true).await
+    else {
+        return;
+    };
+    env.admin(
+        "faults/errors",
+        json!({"path_prefix": format!("/v0/volumes/{id}/replica_count"), "count": 3}),
+    )
+    .await;
+    env.admin(
+        "faults/latency",
+        json!({"millis": 200, "path_prefix": "/v0/volumes"}),
+    )
+    .await;
+    let c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-api", json!({})).await;
+    let vm = single_outcome(&env, "fault-api").await;
+    assert_eq!(
+        phase(&vm),
+        Some(MigrationPhase::Completed),
+        "{:?}",
+        vm.status
+    );
+    assert!(env.replica_pools(&id).await[0].starts_with("sata"));
+    assert!(
+        c.log_text().contains("migration step failed; retrying"),
+        "the 500s were not seen"
+    );
+    assert_no_cordons(&env.sim_state().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpublished_volume_is_refused() {
+    let Some((env, id, prom)) = one_cold_volume("fault-unpub", Profile::V2_10, 2048.0, false).await
+    else {
+        return;
+    };
+    let _c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-unpub", json!({})).await;
+    let vm = single_outcome(&env, "fault-unpub").await;
+    assert_aborted_untouched(&env, &id, &vm, "Unpublished", "not published").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_eligible_node_is_refused_with_the_reason() {
+    // Mayastor 2.9 steers by node cordon, so a node hosting both tiers cannot be a target.
+    let Some(env) = Env::new("fault-nonode", Profile::V2_9, 2048.0).await else {
+        return;
+    };
+    env.add_nodes(2, &["nvme", "sata"]).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0"], true).await;
+    let Some(prom) = prometheus(&series(&[(pv, 1.0)], now() - 60)).await else {
+        return;
+    };
+    let _c = env.controller("c", prom.url(), &["--mayastor-version", "2.9.0"]);
+    create_policy(&env, "fault-nonode", json!({})).await;
+    let vm = single_outcome(&env, "fault-nonode").await;
+    assert_aborted_untouched(&env, &id, &vm, "NoEligibleTarget", "node cordons").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_target_tier_is_never_planned_into() {
+    let Some(env) = Env::new("fault-full", Profile::V2_10, 2048.0).await else {
+        return;
+    };
+    env.add_tier_nodes("nvme", 2).await;
+    env.admin("nodes", json!({"id": "sata-node-0"})).await;
+    env.admin("pools", json!({"id": "sata-0", "node": "sata-node-0", "capacity": GIB, "labels": {"couchestor-tier": "sata"}})).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, 2 * GIB, &["nvme-0"], true).await;
+    let Some(prom) = prometheus(&series(&[(pv.clone(), 1.0)], now() - 60)).await else {
+        return;
+    };
+    let c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-full", json!({})).await;
+    tokio::time::sleep(Duration::from_secs(12)).await; // two reconcile cycles
+    assert!(
+        migrations(&env, "fault-full").await.is_empty(),
+        "a move into a full tier was started"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_couchestor-controller"))
+        .args([
+            "explain",
+            &pv,
+            "--prometheus-url",
+            prom.url(),
+            "--mayastor-url",
+            &env.sim.base_url(),
+        ])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("decision: STAYS: tier cold has no room"),
+        "{text}\n{}",
+        c.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_policies_contending_for_one_volume_start_one_migration() {
+    let Some((env, id, prom)) = one_cold_volume("fault-contend", Profile::V2_10, 512.0, true).await
+    else {
+        return;
+    };
+    let _c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "contend-a", json!({})).await;
+    create_policy(
+        &env,
+        "contend-b",
+        json!({"highWatermarkIOPS": 2000, "lowWatermarkIOPS": 50}),
+    )
+    .await;
+    let pv = format!("pvc-{id}");
+    let all = eventually(
+        "the volume's migration to finish",
+        90,
+        || async {
+            Api::<VolumeMigration>::all(env.client.clone())
+                .list(&ListParams::default().labels(&format!("{VOLUME_LABEL}={pv}")))
+                .await
+                .unwrap()
+                .items
+        },
+        |v| {
+            !v.is_empty()
+                && v.iter()
+                    .all(|vm| phase(vm).is_some_and(MigrationPhase::is_terminal))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = Api::<VolumeMigration>::all(env.client.clone())
+        .list(&ListParams::default().labels(&format!("{VOLUME_LABEL}={pv}")))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        after.len(),
+        1,
+        "one volume, one migration: {:?}",
+        after.iter().map(|v| &v.spec.policy).collect::<Vec<_>>()
+    );
+    assert_eq!(phase(&all[0]), Some(MigrationPhase::Completed));
+    assert_eq!(
+        env.sim_state().await["removals"].as_array().unwrap().len(),
+        1
+    );
+}
