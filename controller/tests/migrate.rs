@@ -187,3 +187,62 @@ async fn a_mayastor_whose_scale_down_cannot_be_steered_is_refused() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preservation_mode_keeps_the_old_replica_and_reports_on_the_claim() {
+    let Some(env) = Env::new("preserve", Profile::V2_10, 2048.0).await else {
+        return;
+    };
+    env.add_tier_nodes("nvme", 2).await;
+    env.add_tier_nodes("sata", 2).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0"], true).await;
+    let Some(prom) = prometheus(&series(&[(pv.clone(), 1.0)], now() - 60)).await else {
+        return;
+    };
+    let _ctl = env.controller("controller", prom.url(), &[]);
+    create_policy(&env, "preserve", json!({"preservationMode": true})).await;
+    let vms = eventually(
+        "a finished migration",
+        90,
+        || migrations(&env, "preserve"),
+        |v| v.len() == 1 && phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
+    )
+    .await;
+    let st = vms[0].status.clone().unwrap();
+    assert_eq!(st.phase, Some(MigrationPhase::Completed), "{st:?}");
+    assert!(st.message.contains("preservation mode"), "{}", st.message);
+    let pools = env.replica_pools(&id).await;
+    assert_eq!(pools.len(), 2, "old and new copies both kept: {pools:?}");
+    assert!(pools.contains(&"nvme-0".to_string()) && pools.iter().any(|p| p.starts_with("sata")));
+    assert!(
+        env.sim_state().await["removals"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let events = eventually(
+        "a MigrationCompleted Event on the claim",
+        30,
+        || async {
+            Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), &env.ns)
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+        },
+        |evs: &Vec<k8s_openapi::api::events::v1::Event>| {
+            evs.iter()
+                .any(|e| e.reason.as_deref() == Some("MigrationCompleted"))
+        },
+    )
+    .await;
+    let on_claim = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("MigrationCompleted"))
+        .unwrap();
+    assert_eq!(
+        on_claim.regarding.as_ref().unwrap().kind.as_deref(),
+        Some("PersistentVolumeClaim")
+    );
+}

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::context::{Context, Error};
 use crate::observe::LAST_MIGRATION_ANNOTATION;
-use crate::reconcile::{MANAGER, publish};
+use crate::reconcile::{MANAGER, publish, pv_ref};
 use steps::{AsyncSave, Step};
 
 /// Writes a migration's status with server-side apply.
@@ -188,6 +188,9 @@ async fn finish(
         .inc();
     publish(ctx, &vm.object_ref(&()), event_type, reason, &note).await;
     publish(ctx, &pv_ref(&vm.spec.volume), event_type, reason, &note).await;
+    if let Some(claim) = claim_of(ctx, &vm.spec.volume).await {
+        publish(ctx, &claim, event_type, reason, &note).await;
+    }
     Ok(Action::await_change())
 }
 
@@ -204,13 +207,21 @@ async fn annotate_pv(ctx: &Context, pv: &str, at: Timestamp) -> Result<(), Error
     }
 }
 
-fn pv_ref(name: &str) -> ObjectReference {
-    ObjectReference {
+/// The claim bound to a PV, for Events.
+async fn claim_of(ctx: &Context, pv: &str) -> Option<ObjectReference> {
+    let pv = Api::<PersistentVolume>::all(ctx.client.clone())
+        .get_opt(pv)
+        .await
+        .ok()??;
+    let r = pv.spec?.claim_ref?;
+    Some(ObjectReference {
         api_version: Some("v1".into()),
-        kind: Some("PersistentVolume".into()),
-        name: Some(name.into()),
+        kind: Some("PersistentVolumeClaim".into()),
+        namespace: r.namespace,
+        name: r.name,
+        uid: r.uid,
         ..Default::default()
-    }
+    })
 }
 
 /// Error policy of the migration controller.
