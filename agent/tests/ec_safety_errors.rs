@@ -136,3 +136,43 @@ fn an_interrupted_commit_is_incomplete_until_the_encode_is_rerun() {
     restore(&area.dirs, &area.path("out"), false).unwrap();
     assert!(fs::read(area.path("out")).unwrap() == data);
 }
+
+#[test]
+fn manifests_of_an_unknown_format_version_are_refused_clearly() {
+    let (area, _) = encoded(11);
+    for dir in &area.dirs {
+        let path = dir.join("vol.img").join("manifest.json");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(
+            &path,
+            text.replace("\"format_version\": 1", "\"format_version\": 2"),
+        )
+        .unwrap();
+    }
+    let err = verify(&area.dirs).unwrap_err().to_string();
+    assert!(err.starts_with("manifest "), "{err}");
+    assert!(
+        err.ends_with("unsupported format version 2 (this agent reads version 1)"),
+        "{err}"
+    );
+    // One corrupt copy among good ones only costs that shard.
+    let path = area.dirs[0].join("vol.img").join("manifest.json");
+    fs::write(&path, "{ not json").unwrap();
+    for dir in &area.dirs[1..] {
+        let path = dir.join("vol.img").join("manifest.json");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(
+            &path,
+            text.replace("\"format_version\": 2", "\"format_version\": 1"),
+        )
+        .unwrap();
+    }
+    let report = verify(&area.dirs).unwrap();
+    assert!(report.recoverable && !report.healthy);
+    assert!(
+        report.notes[0].contains("not valid JSON"),
+        "{:?}",
+        report.notes
+    );
+    assert!(scrub(&area.dirs).unwrap().healthy);
+}

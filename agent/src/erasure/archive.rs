@@ -53,6 +53,7 @@ impl ArchiveReader {
             None => find_archive_id(dirs)?,
         };
         let mut first: Option<(Manifest, PathBuf)> = None;
+        let mut unusable = None;
         let mut found = Vec::new();
         let mut blanks = Vec::new();
         for dir in dirs {
@@ -90,6 +91,7 @@ impl ArchiveReader {
                 Err(error) => {
                     tracing::warn!("{}: {error}", path.display());
                     blanks.push(blank(format!("unusable manifest: {error}")));
+                    unusable.get_or_insert(EcError::Manifest { path, error });
                     continue;
                 }
             };
@@ -107,10 +109,11 @@ impl ArchiveReader {
             found.push((manifest.shard_index, dir.clone()));
         }
         let Some((manifest, _)) = first else {
-            return Err(EcError::NoArchive {
+            // No usable copy: say why the copies found are unusable, if any were found.
+            return Err(unusable.unwrap_or_else(|| EcError::NoArchive {
                 id: Some(id),
                 dirs: dirs.to_vec(),
-            });
+            }));
         };
         let mut slots: Vec<Option<Slot>> = (0..manifest.k + manifest.m).map(|_| None).collect();
         for (index, dir) in found {

@@ -1,21 +1,22 @@
 //! Shard writes through io_uring: one write per shard block, submitted as one batch per
 //! stripe, with O_DIRECT where the file system accepts it.
 //!
-//! The only `unsafe` of the archive engine is here: pushing write entries that point into a
-//! stripe buffer. [`ShardWriter::write_stripe`] owns that buffer and does not give it back
-//! (or drop it) before the kernel has completed every entry that points into it.
+//! Up to `DEPTH` stripes are in flight at once. The only `unsafe` of the archive engine is
+//! here: pushing write entries that point into a stripe buffer. The writer owns each such
+//! buffer and does not give it back (or drop it) before the kernel has completed every entry
+//! that points into it.
 #![allow(unsafe_code)]
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use io_uring::{IoUring, opcode, types};
 
 use super::EcError;
-use super::fsutil::{ALIGN, AlignedBuf};
+use super::fsutil::{ALIGN, AlignedBuf, open_target, reopen_buffered};
 
 /// One shard file to write.
 #[derive(Debug, Clone)]
@@ -34,11 +35,27 @@ struct Open {
     direct: bool,
 }
 
+/// A stripe whose writes are in flight. It owns the buffer the writes point into.
+struct InFlight {
+    stripe: u64,
+    buf: AlignedBuf,
+    /// Bytes of each target's block written so far.
+    done: Vec<usize>,
+    /// Targets whose write has not completed.
+    pending: usize,
+}
+
+/// Stripes whose writes may be in flight at once, so the device queue never drains between
+/// stripes.
+const DEPTH: usize = 2;
+
 /// Writes the blocks of successive stripes to their shard files.
 pub struct ShardWriter {
     ring: Option<IoUring>,
     files: Vec<Open>,
     block: usize,
+    inflight: Vec<InFlight>,
+    error: Option<EcError>,
 }
 
 impl ShardWriter {
@@ -47,22 +64,27 @@ impl ShardWriter {
     pub fn create(targets: Vec<ShardTarget>, block: usize) -> Result<Self, EcError> {
         let mut files = Vec::with_capacity(targets.len());
         for target in targets {
-            let want_direct = block.is_multiple_of(ALIGN);
-            let (file, direct) = open_target(&target, want_direct)?;
+            let (file, direct) = open_target(&target, block.is_multiple_of(ALIGN))?;
             files.push(Open {
                 target,
                 file,
                 direct,
             });
         }
-        let ring = match IoUring::new(64) {
+        let ring = match IoUring::new(128) {
             Ok(ring) => Some(ring),
             Err(e) => {
                 tracing::warn!("io_uring unavailable ({e}); writing shards with pwrite");
                 None
             }
         };
-        Ok(ShardWriter { ring, files, block })
+        Ok(ShardWriter {
+            ring,
+            files,
+            block,
+            inflight: Vec::new(),
+            error: None,
+        })
     }
 
     /// Whether shard writes go through io_uring (false: pwrite fallback).
@@ -70,174 +92,199 @@ impl ShardWriter {
         self.ring.is_some()
     }
 
-    /// Writes block `t.index` of `buf` (a whole stripe, `(k + m) * block` bytes) at offset
-    /// `stripe * block` of each target file, and hands the buffer back once every write has
-    /// completed.
-    pub fn write_stripe(&mut self, stripe: u64, buf: AlignedBuf) -> Result<AlignedBuf, EcError> {
-        let offset = stripe * self.block as u64;
+    /// Queues one write per target — block `index` of `buf` (a whole stripe) at offset
+    /// `stripe * block` of the target's file — as one batch, then waits until at most
+    /// `DEPTH` stripes are in flight. Returns the buffers of the stripes that completed.
+    pub fn submit(&mut self, stripe: u64, buf: AlignedBuf) -> Result<Vec<AlignedBuf>, EcError> {
         if self.ring.is_none() {
             for t in 0..self.files.len() {
-                self.pwrite(t, &buf, offset, 0)?;
+                self.pwrite(t, &buf, stripe, 0)?;
             }
-            return Ok(buf);
+            return Ok(vec![buf]);
         }
-        // (target, bytes of its block already written)
-        let mut pending: Vec<(usize, usize)> = (0..self.files.len()).map(|t| (t, 0)).collect();
-        let mut first_error = None;
-        while !pending.is_empty() && first_error.is_none() {
-            match self.submit_batch(&buf, offset, &pending) {
-                Ok(results) => {
-                    let mut next = Vec::new();
-                    for ((t, done), res) in pending.iter().copied().zip(results) {
-                        match self.settle(t, done, res, &buf, offset) {
-                            Ok(Some(done)) => next.push((t, done)),
-                            Ok(None) => {}
-                            Err(e) => {
-                                first_error.get_or_insert(e);
-                            }
-                        }
-                    }
-                    pending = next;
-                }
-                Err(Unfinished::Failed(e)) => first_error = Some(e),
-                Err(Unfinished::InFlight(e)) => {
-                    // Writes may still be reading the buffer: leak it rather than free it.
-                    std::mem::forget(buf);
-                    self.ring = None;
-                    return Err(e);
-                }
-            }
+        let n = self.files.len();
+        self.inflight.push(InFlight {
+            stripe,
+            buf,
+            done: vec![0; n],
+            pending: n,
+        });
+        let slot = self.inflight.len() - 1;
+        for t in 0..n {
+            self.push_write(slot, t);
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(buf),
+        if let Some(ring) = &self.ring
+            && let Err(e) = ring.submit()
+            && !transient(&e)
+        {
+            tracing::debug!("io_uring submit: {e}; retrying while waiting");
         }
+        self.reap(DEPTH)
     }
 
-    /// Pushes one write per pending target, submits them and waits for all of them.
-    /// Returns each entry's result, in `pending` order.
-    fn submit_batch(
-        &mut self,
-        buf: &AlignedBuf,
-        offset: u64,
-        pending: &[(usize, usize)],
-    ) -> Result<Vec<i32>, Unfinished> {
+    /// Writes one stripe and waits for it: [`ShardWriter::submit`] then [`ShardWriter::drain`].
+    pub fn write_stripe(&mut self, stripe: u64, buf: AlignedBuf) -> Result<AlignedBuf, EcError> {
+        let mut freed = self.submit(stripe, buf)?;
+        freed.extend(self.drain()?);
+        freed
+            .pop()
+            .ok_or_else(|| EcError::Codec("stripe buffer lost".into()))
+    }
+
+    /// Waits for every write in flight; returns their buffers.
+    pub fn drain(&mut self) -> Result<Vec<AlignedBuf>, EcError> {
+        self.reap(0)
+    }
+
+    /// Pushes the (rest of the) write of target `t` for in-flight stripe `slot`.
+    fn push_write(&mut self, slot: usize, t: usize) {
+        let (block, f, open) = (self.block, &mut self.inflight[slot], &self.files[t]);
+        let done = f.done[t];
+        let chunk = &f.buf[open.target.index * block + done..][..block - done];
+        let entry = opcode::Write::new(
+            types::Fd(open.file.as_raw_fd()),
+            chunk.as_ptr(),
+            chunk.len() as u32,
+        )
+        .offset(f.stripe * block as u64 + done as u64)
+        .build()
+        .user_data((f.stripe << 6) | t as u64);
         let Some(ring) = self.ring.as_mut() else {
-            return Err(Unfinished::Failed(EcError::Codec(
-                "io_uring is gone".into(),
-            )));
+            return;
         };
-        let mut queue_full = None;
-        for (slot, &(t, done)) in pending.iter().enumerate() {
-            let open = &self.files[t];
-            let chunk = &buf[open.target.index * self.block + done..][..self.block - done];
-            let entry = opcode::Write::new(
-                types::Fd(open.file.as_raw_fd()),
-                chunk.as_ptr(),
-                chunk.len() as u32,
-            )
-            .offset(offset + done as u64)
-            .build()
-            .user_data(slot as u64);
-            // SAFETY: the entry points into `buf`, which the caller (`write_stripe`) owns and
-            // keeps alive until every submitted entry has completed: this function returns
-            // normally only after reaping all of them, and when it cannot confirm that
-            // (`Unfinished::InFlight`) the caller leaks the buffer instead of freeing it. The
-            // file descriptor belongs to `self.files`, which outlives the ring's use of it
-            // (the kernel also holds its own reference while an operation runs).
-            if unsafe { ring.submission().push(&entry) }.is_err() {
-                queue_full = Some(t);
-                break;
+        for _ in 0..2 {
+            // SAFETY: the entry points into `f.buf`, owned by `self.inflight` until the
+            // completion of this entry has been reaped (`pending` counts it): `reap` removes
+            // a stripe only when its `pending` is 0, `reap` returns an error only once
+            // nothing is in flight, and `Drop` waits for all completions or, if it cannot,
+            // leaks the buffers instead of freeing them. The file descriptor belongs to
+            // `self.files`, which lives as long as the ring (the kernel also holds its own
+            // reference while an operation runs).
+            if unsafe { ring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            // Queue full: hand what is queued to the kernel and try once more.
+            if let Err(e) = ring.submit() {
+                tracing::debug!("io_uring submit: {e}");
             }
         }
-        if let Some(t) = queue_full {
-            // Nothing was submitted: dropping the ring discards the queued entries unread.
-            self.ring = None;
-            let target = &self.files[t].target;
-            let e = io::Error::other("io_uring submission queue is full");
-            return Err(Unfinished::Failed(EcError::io(
-                "queue a write to",
-                &target.path,
-                &target.shard_dir,
-                e,
-            )));
-        }
-        let mut results = vec![0i32; pending.len()];
-        let mut reaped = 0;
-        let mut retries = 0;
-        loop {
-            for cqe in ring.completion() {
-                results[cqe.user_data() as usize] = cqe.result();
-                reaped += 1;
-            }
-            if reaped == pending.len() {
-                return Ok(results);
-            }
-            if let Err(e) = ring.submit_and_wait(pending.len() - reaped) {
-                let transient = matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-                );
-                retries += 1;
-                if !transient || retries > 10_000 {
-                    let target = &self.files[pending[0].0].target;
-                    return Err(Unfinished::InFlight(EcError::io(
-                        "submit writes to",
-                        &target.path,
-                        &target.shard_dir,
-                        e,
-                    )));
-                }
-            }
-        }
-    }
-
-    /// Interprets one completion: `Ok(None)` done, `Ok(Some(n))` short write (n bytes done).
-    fn settle(
-        &mut self,
-        t: usize,
-        done: usize,
-        res: i32,
-        buf: &AlignedBuf,
-        offset: u64,
-    ) -> Result<Option<usize>, EcError> {
-        if res >= 0 {
-            let done = done + res as usize;
-            return Ok((done < self.block).then_some(done));
-        }
-        let err = io::Error::from_raw_os_error(-res);
-        let open = &mut self.files[t];
-        if res == -libc::EINVAL && open.direct {
-            tracing::warn!(
-                "O_DIRECT write refused in {} ({err}); using buffered I/O there",
-                open.target.shard_dir.display()
-            );
-            open.file = reopen_buffered(&open.target)?;
-            open.direct = false;
-            self.pwrite(t, buf, offset, done)?;
-            return Ok(None);
-        }
-        Err(EcError::io(
-            "write",
+        f.pending -= 1;
+        let e = io::Error::other("io_uring submission queue is full");
+        let err = EcError::io(
+            "queue a write to",
             &open.target.path,
             &open.target.shard_dir,
-            err,
-        ))
+            e,
+        );
+        self.error.get_or_insert(err);
     }
 
-    /// Synchronous fallback: writes the rest of target `t`'s block.
-    fn pwrite(&self, t: usize, buf: &[u8], offset: u64, done: usize) -> Result<(), EcError> {
+    /// Reaps completions until at most `max` stripes are in flight (none after an error);
+    /// returns the buffers of completed stripes, or the first error once nothing is in flight.
+    fn reap(&mut self, max: usize) -> Result<Vec<AlignedBuf>, EcError> {
+        let mut freed = Vec::new();
+        let mut retries = 0;
+        loop {
+            while let Some(i) = self.inflight.iter().position(|f| f.pending == 0) {
+                freed.push(self.inflight.remove(i).buf);
+            }
+            let limit = if self.error.is_some() { 0 } else { max };
+            if self.inflight.len() <= limit {
+                break;
+            }
+            let Some(ring) = self.ring.as_mut() else {
+                break;
+            };
+            if let Err(e) = ring.submit_and_wait(1) {
+                retries += 1;
+                if !transient(&e) || retries > 10_000 {
+                    self.abandon();
+                    let t = &self.files[0].target;
+                    return Err(EcError::io("wait for writes to", &t.path, &t.shard_dir, e));
+                }
+            }
+            let done: Vec<(u64, i32)> = ring
+                .completion()
+                .map(|c| (c.user_data(), c.result()))
+                .collect();
+            for (user_data, res) in done {
+                self.complete(user_data, res);
+            }
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(freed),
+        }
+    }
+
+    /// Accounts for one completion.
+    fn complete(&mut self, user_data: u64, res: i32) {
+        let (stripe, t) = (user_data >> 6, (user_data & 63) as usize);
+        let Some(slot) = self.inflight.iter().position(|f| f.stripe == stripe) else {
+            return;
+        };
+        if res > 0 {
+            let f = &mut self.inflight[slot];
+            f.done[t] += res as usize;
+            if f.done[t] < self.block {
+                self.push_write(slot, t); // short write: the rest
+            } else {
+                f.pending -= 1;
+            }
+            return;
+        }
+        self.inflight[slot].pending -= 1;
+        let err = match res {
+            0 => io::Error::new(io::ErrorKind::WriteZero, "wrote nothing"),
+            _ => io::Error::from_raw_os_error(-res),
+        };
+        if res == -libc::EINVAL && self.files[t].direct {
+            tracing::warn!(
+                "O_DIRECT write refused in {} ({err}); using buffered I/O there",
+                self.files[t].target.shard_dir.display()
+            );
+            match reopen_buffered(&self.files[t].target) {
+                Ok(file) => {
+                    self.files[t].file = file;
+                    self.files[t].direct = false;
+                    let f = &self.inflight[slot];
+                    if let Err(e) = self.pwrite(t, &f.buf, f.stripe, f.done[t]) {
+                        self.error.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
+            }
+            return;
+        }
+        let open = &self.files[t];
+        let err = EcError::io("write", &open.target.path, &open.target.shard_dir, err);
+        self.error.get_or_insert(err);
+    }
+
+    /// Synchronous fallback: writes the rest of target `t`'s block of `stripe`.
+    fn pwrite(&self, t: usize, buf: &[u8], stripe: u64, done: usize) -> Result<(), EcError> {
         let open = &self.files[t];
         let chunk = &buf[open.target.index * self.block + done..][..self.block - done];
         open.file
-            .write_all_at(chunk, offset + done as u64)
+            .write_all_at(chunk, stripe * self.block as u64 + done as u64)
             .map_err(|e| EcError::io("write", &open.target.path, &open.target.shard_dir, e))
     }
 
-    /// fsyncs every file and returns the targets.
-    pub fn finish(self) -> Result<Vec<ShardTarget>, EcError> {
+    /// Gives up on in-flight writes whose completion cannot be awaited: their buffers are
+    /// leaked, never freed, since the kernel may still read them.
+    fn abandon(&mut self) {
+        for f in self.inflight.drain(..) {
+            std::mem::forget(f.buf);
+        }
+    }
+
+    /// Waits for every write, fsyncs every file and returns the targets.
+    pub fn finish(mut self) -> Result<Vec<ShardTarget>, EcError> {
+        self.drain()?;
         let mut targets = Vec::with_capacity(self.files.len());
-        for open in self.files {
+        for open in std::mem::take(&mut self.files) {
             open.file
                 .sync_all()
                 .map_err(|e| EcError::io("fsync", &open.target.path, &open.target.shard_dir, e))?;
@@ -247,39 +294,20 @@ impl ShardWriter {
     }
 }
 
-enum Unfinished {
-    /// Nothing of this batch is in flight any more.
-    Failed(EcError),
-    /// Entries may still be in flight: the buffer must not be freed.
-    InFlight(EcError),
-}
-
-fn open_target(target: &ShardTarget, direct: bool) -> Result<(File, bool), EcError> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true).mode(0o644);
-    if direct {
-        match options
-            .clone()
-            .custom_flags(libc::O_DIRECT)
-            .open(&target.path)
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        // An error path left writes in flight: wait for them (or leak their buffers).
+        if !self.inflight.is_empty()
+            && let Err(e) = self.reap(0)
         {
-            Ok(file) => return Ok((file, true)),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => tracing::warn!(
-                "O_DIRECT not supported in {} ({e}); using buffered I/O",
-                target.shard_dir.display()
-            ),
-            Err(e) => return Err(EcError::io("create", &target.path, &target.shard_dir, e)),
+            tracing::warn!("shard writes still in flight when the writer was dropped: {e}");
         }
     }
-    let file = options
-        .open(&target.path)
-        .map_err(|e| EcError::io("create", &target.path, &target.shard_dir, e))?;
-    Ok((file, false))
 }
 
-fn reopen_buffered(target: &ShardTarget) -> Result<File, EcError> {
-    OpenOptions::new()
-        .write(true)
-        .open(&target.path)
-        .map_err(|e| EcError::io("reopen", &target.path, &target.shard_dir, e))
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+    )
 }

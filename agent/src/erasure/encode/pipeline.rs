@@ -19,8 +19,9 @@ use crate::erasure::fsutil::{AlignedBuf, hex};
 use crate::erasure::uring::ShardWriter;
 use crate::erasure::{Codec, EcError, Progress, stripe_count};
 
-/// Stripe buffers in circulation: being read, queued, being encoded, being written.
-const BUFFERS: usize = 4;
+/// Stripe buffers in circulation: being read, being encoded, queued, and up to three in the
+/// writer (two in flight plus the one being submitted). Memory: `BUFFERS * (k + m) * block`.
+const BUFFERS: usize = 6;
 
 /// A stripe on its way through the pipeline.
 struct Job {
@@ -60,9 +61,9 @@ pub(super) fn run(
             scope.spawn(move || read_stage(file, source, size, k * block, empty_rx, read_tx));
         let encoder = scope.spawn(move || encode_stage(codec, block, read_rx, enc_tx));
         let written = write_stage(writer, enc_rx, empty_tx, k + m, stripes, progress);
-        let panicked = |_| Err(EcError::Codec("an encode thread panicked".into()));
-        let read = reader.join().unwrap_or_else(panicked);
-        let encoded = encoder.join().unwrap_or_else(panicked);
+        let panicked = || EcError::Codec("an encode thread panicked".into());
+        let read = reader.join().unwrap_or_else(|_| Err(panicked()));
+        let encoded = encoder.join().unwrap_or_else(|_| Err(panicked()));
         // The writer's error (e.g. a full disk) is the cause when the others merely stopped.
         let crcs = written?;
         read?;
@@ -133,14 +134,16 @@ fn write_stage(
 ) -> Result<Vec<Vec<u32>>, EcError> {
     let mut crcs = vec![Vec::with_capacity(stripes as usize); n];
     for job in input.iter() {
-        let buf = writer.write_stripe(job.stripe, job.buf)?;
+        let freed = writer.submit(job.stripe, job.buf)?;
         for (row, crc) in crcs.iter_mut().zip(job.crcs) {
             row.push(crc);
         }
         progress.advance(job.data_len as u64);
-        // Fails only once the reader is done and has dropped its end: nothing to recycle.
-        if empty.send(buf).is_err() {
-            continue;
+        for buf in freed {
+            // Fails only once the reader is done and has dropped its end: nothing to recycle.
+            if empty.send(buf).is_err() {
+                break;
+            }
         }
     }
     writer.finish()?;
