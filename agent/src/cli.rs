@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use couchestor_agent::report::{self, DeviceReport};
+use couchestor_agent::server::parse_interval;
 use couchestor_agent::sysfs::{self, Sample, Sysfs};
 
 use crate::output;
@@ -72,18 +73,6 @@ pub struct DevicesArgs {
     /// captured snapshots).
     #[arg(long, value_name = "DIR", conflicts_with = "watch")]
     pub second_root: Option<PathBuf>,
-}
-
-/// Parses `--interval`: decimal seconds in 0.1..=3600.
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(0.1..=3600.0).contains(&secs) {
-        return Err(format!("{secs} s is outside 0.1..=3600"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Failures of `devices` (exit status 1).

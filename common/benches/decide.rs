@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use couchestor_common::Tier;
-use couchestor_common::heat::{Sample, decayed_iops};
+use couchestor_common::heat::{Sample, decayed_iops, sustained_iops};
 use couchestor_common::plan::{Boundary, Input, Limits, TierCapacity, Volume, plan};
 
 const GIB: u64 = 1 << 30;
@@ -60,6 +60,7 @@ fn main() {
                 size_bytes: (1 + (rng.next() * 200.0) as u64) * GIB,
                 replicas: if i % 3 == 0 { 3 } else { 1 },
                 heat: couchestor_common::heat::Heat::Unknown,
+                sustained: None,
                 tier: Some(if rng.next() < 0.2 {
                     Tier::Hot
                 } else {
@@ -103,6 +104,7 @@ fn main() {
             let t = Instant::now();
             for (v, s) in volumes.iter_mut().zip(&series) {
                 v.heat = decayed_iops(black_box(s), now, 3600, 900);
+                v.sustained = sustained_iops(s, now, 3600);
             }
             heat_t.push(t.elapsed());
             let t = Instant::now();

@@ -55,6 +55,30 @@ pub fn decayed_iops(samples: &[Sample], now: i64, window_secs: u64, half_life_se
     }
 }
 
+/// Burst-resistant heat: the median IOPS of the samples within `window_secs` before `now`.
+///
+/// Promotions are decided on the smaller of this and the decayed heat, so a short burst (a
+/// ten-minute x5 spike lifts decayed heat by ~2.6x) does not buy a volume a place on the fast
+/// tier it would then hold for a whole cooldown. `None` when no usable sample is left.
+pub fn sustained_iops(samples: &[Sample], now: i64, window_secs: u64) -> Option<f64> {
+    let oldest = now.saturating_sub(window_secs as i64);
+    let mut v: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.at <= now && s.at >= oldest && s.iops.is_finite() && s.iops >= 0.0)
+        .map(|s| s.iops)
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
 /// Default half-life for a sampling window when the policy does not set one: a quarter of it.
 pub fn default_half_life(window_secs: u64) -> u64 {
     (window_secs / 4).max(1)
@@ -101,6 +125,24 @@ mod tests {
         assert_eq!(
             decayed_iops(&[s(100, f64::NAN)], 100, 3600, 900),
             Heat::Unknown
+        );
+    }
+
+    #[test]
+    fn sustained_heat_ignores_a_short_burst() {
+        // 50 minutes at 100 IOPS, then a 10-minute burst at 500.
+        let mut samples: Vec<_> = (0..50).map(|i| s(i * 60, 100.0)).collect();
+        samples.extend((50..60).map(|i| s(i * 60, 500.0)));
+        let decayed = decayed_iops(&samples, 59 * 60, 3600, 900).iops().unwrap();
+        assert!(
+            decayed > 200.0,
+            "the burst dominates decayed heat: {decayed}"
+        );
+        assert_eq!(sustained_iops(&samples, 59 * 60, 3600), Some(100.0));
+        assert_eq!(sustained_iops(&[], 0, 3600), None);
+        assert_eq!(
+            sustained_iops(&[s(0, 1.0), s(60, 3.0)], 60, 3600),
+            Some(2.0)
         );
     }
 

@@ -9,7 +9,9 @@
 //! 1. Nothing moves on a disabled policy, while a volume is already migrating, or when its heat
 //!    or current tier is unknown (missing metrics are never "cold").
 //! 2. A `couchestor.io/force-tier` pin wins over heat and cooldown.
-//! 3. Hysteresis: promote above `promote_above`, demote below `demote_below`, hold in between.
+//! 3. Hysteresis: promote when both the decayed and the sustained (median) heat are above
+//!    `promote_above`, so a short burst does not promote; demote below `demote_below`; hold
+//!    in between.
 //! 4. Cooldown: a volume moved less than `cooldown` ago stays.
 //! 5. Capacity: a tier is never filled past `100 - headroom` percent, counting every move
 //!    already planned. Promotions go densest first (IOPS per GiB); when the target is full, a
@@ -36,6 +38,9 @@ pub struct Volume {
     pub replicas: u8,
     /// Decayed IOPS, or unknown.
     pub heat: Heat,
+    /// Burst-resistant heat (median IOPS over the window), if known. Promotion needs both
+    /// this and `heat` above the watermark; demotion and ordering use `heat` alone.
+    pub sustained: Option<f64>,
     /// Tier holding all its replicas; `None` when unknown or split across tiers.
     pub tier: Option<Tier>,
     /// Unix seconds of the last completed move (PV annotation), if any.
@@ -271,7 +276,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
             hold(&mut out, v, HoldReason::UnknownHeat);
             continue;
         };
-        let (target, reason) = hysteresis(input.boundaries, at, heat);
+        let promote_heat = v.sustained.map_or(heat, |s| s.min(heat));
+        let (target, reason) = hysteresis(input.boundaries, at, promote_heat, heat);
         let Some(reason) = reason else {
             hold(&mut out, v, HoldReason::InBand { heat });
             continue;
@@ -413,9 +419,14 @@ fn reserve<'v>(
 }
 
 /// Target tier index by hysteresis around the current index, and the reason if it differs.
-fn hysteresis(boundaries: &[Boundary], at: usize, heat: f64) -> (usize, Option<MoveReason>) {
+fn hysteresis(
+    boundaries: &[Boundary],
+    at: usize,
+    promote_heat: f64,
+    heat: f64,
+) -> (usize, Option<MoveReason>) {
     let mut i = at;
-    while i > 0 && heat > boundaries[i - 1].promote_above {
+    while i > 0 && promote_heat > boundaries[i - 1].promote_above {
         i -= 1;
     }
     if i < at {

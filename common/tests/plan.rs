@@ -13,6 +13,7 @@ fn vol(name: &str, gib: u64, heat: Option<f64>, tier: couchestor_common::Tier) -
         size_bytes: gib * GIB,
         replicas: 1,
         heat: heat.map_or(Heat::Unknown, Heat::Known),
+        sustained: None,
         tier: Some(tier),
         last_move: None,
         pinned: None,
@@ -93,6 +94,17 @@ fn hysteresis_promotes_above_high_demotes_below_low_and_holds_between() {
     }
     assert!(matches!(p.moves[0].reason, MoveReason::Promote { threshold } if threshold == 1000.0));
     assert!(matches!(p.moves[1].reason, MoveReason::Demote { threshold } if threshold == 100.0));
+}
+
+#[test]
+fn a_burst_alone_does_not_promote() {
+    let mut burst = vol("bursty", 10, Some(1500.0), Cold);
+    burst.sustained = Some(300.0);
+    let mut steady = vol("steady", 10, Some(1500.0), Cold);
+    steady.sustained = Some(1400.0);
+    let p = run(&[burst, steady], &two_tiers(1000, 0), limits());
+    assert_eq!(moved(&p), vec![("steady", Hot)]);
+    assert!(matches!(hold_of(&p, "bursty"), HoldReason::InBand { .. }));
 }
 
 #[test]

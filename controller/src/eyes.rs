@@ -138,6 +138,13 @@ impl Eyes {
     }
 }
 
+/// Burst-resistant (median) heat of one PV from a query answer, if it has samples.
+pub fn sustained_of(series: &Series, pv: &str, now: i64, window: Duration) -> Option<f64> {
+    series
+        .get(pv)
+        .and_then(|s| couchestor_common::heat::sustained_iops(s, now, window.as_secs()))
+}
+
 /// Heat of one PV from a query answer; `Unknown` when the PV has no series.
 pub fn heat_of(series: &Series, pv: &str, now: i64, window: Duration, half_life: Duration) -> Heat {
     series.get(pv).map_or(Heat::Unknown, |s| {

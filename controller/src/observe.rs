@@ -14,7 +14,7 @@ use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::context::Context;
-use crate::eyes::heat_of;
+use crate::eyes::{heat_of, sustained_of};
 use crate::mayastor::model::{Pool, Volume as MsVolume};
 
 /// PV annotation holding the RFC 3339 time of the last completed move.
@@ -136,12 +136,16 @@ pub async fn observe(
         let heat = series
             .as_ref()
             .map_or(Heat::Unknown, |s| heat_of(s, &name, now, window, half_life));
+        let sustained = series
+            .as_ref()
+            .and_then(|s| sustained_of(s, &name, now, window));
         obs.volumes.push(Watched {
             engine: Volume {
                 name: name.clone(),
                 size_bytes: ms.map_or(0, |v| v.spec.size),
                 replicas: ms.map_or(1, |v| v.spec.num_replicas),
                 heat,
+                sustained,
                 tier,
                 last_move: last_migration(&pv),
                 pinned: pvc.as_ref().and_then(force_tier),

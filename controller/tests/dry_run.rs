@@ -4,7 +4,11 @@
 //! A dry-run policy must report exactly the right planned moves (status, Events, DRY-RUN log
 //! lines), move nothing, and when Prometheus dies mid-run it must demote nothing and say so.
 
+mod common;
+
 use std::time::Duration;
+
+use common::eventually;
 
 use couchestor_common::StoragePolicy;
 use couchestor_mayastor_sim::{Profile, World};
@@ -40,27 +44,6 @@ async fn post(http: &reqwest::Client, url: String, body: serde_json::Value) {
         r.status(),
         r.text().await.unwrap()
     );
-}
-
-/// Polls `get` until `done` holds, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut get: F, done: impl Fn(&T) -> bool) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = T>,
-    T: std::fmt::Debug,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = get().await;
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; last: {v:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,9 +204,7 @@ pub async fn scale_up(
             .set_replica_count(&vm.spec.volume_id, start + 1)
             .await?;
     }
-    let result = release_all(ctx, st).await;
-    save.save(st).await?;
-    result?;
+    release_and_save(ctx, st, save).await?;
     if v.spec.num_replicas != start + 1 {
         return Ok(Step::Abort(
             "UnexpectedReplicaCount",
@@ -336,9 +334,7 @@ pub async fn scale_down(
             .set_replica_count(&vm.spec.volume_id, start)
             .await?;
     }
-    let result = release_all(ctx, st).await;
-    save.save(st).await?;
-    result?;
+    release_and_save(ctx, st, save).await?;
     let present: BTreeSet<String> = v.state.replica_topology.keys().cloned().collect();
     if !present.contains(&victim.uuid) {
         st.remaining.remove(0);
@@ -366,6 +362,17 @@ pub async fn scale_down(
         return Ok(Step::Next(MigrationPhase::ScalingUp));
     }
     Ok(Step::Wait)
+}
+
+/// Removes the migration's cordons and records what is left, even when a removal failed.
+async fn release_and_save(
+    ctx: &Context,
+    st: &mut VolumeMigrationStatus,
+    save: &mut impl AsyncSave,
+) -> Result<(), Error> {
+    let result = release_all(ctx, st).await;
+    save.save(st).await?;
+    result
 }
 
 /// Removes every cordon the migration recorded; keeps the ones that could not be removed.

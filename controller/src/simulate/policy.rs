@@ -112,11 +112,20 @@ pub fn heats(history: &[Vec<Sample>], now: i64, cfg: &PolicyConfig) -> Vec<Heat>
         .collect()
 }
 
+/// Each volume's burst-resistant (median) heat at `now`, as the controller computes it.
+pub fn sustained(history: &[Vec<Sample>], now: i64, cfg: &PolicyConfig) -> Vec<Option<f64>> {
+    history
+        .iter()
+        .map(|h| heat::sustained_iops(h, now, cfg.window_secs))
+        .collect()
+}
+
 /// One CoucheStor planning cycle: builds the engine's input from the cluster and returns the
 /// moves to start now, as (volume index, target tier).
 pub fn couchestor(
     cluster: &Cluster,
     heats: &[Heat],
+    sustained: &[Option<f64>],
     wm: Watermarks,
     cfg: &PolicyConfig,
     now: i64,
@@ -124,12 +133,13 @@ pub fn couchestor(
     let volumes: Vec<plan::Volume> = cluster
         .volumes
         .iter()
-        .zip(heats)
-        .map(|(v, &heat)| plan::Volume {
+        .zip(heats.iter().zip(sustained))
+        .map(|(v, (&heat, &sustained))| plan::Volume {
             name: v.name.clone(),
             size_bytes: v.size_bytes,
             replicas: v.replicas,
             heat,
+            sustained,
             tier: Some(v.tier),
             last_move: v.last_move,
             pinned: None,

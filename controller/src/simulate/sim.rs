@@ -169,7 +169,10 @@ pub fn simulate(
         let wm = *watermarks.get_or_insert_with(|| policy::calibrate(&heats, &footprints, usable));
         match kind {
             PolicyKind::Couchestor => {
-                for (i, to) in policy::couchestor(&cluster, &heats, wm, &cfg.policy, now) {
+                let sustained = policy::sustained(&history, now, &cfg.policy);
+                for (i, to) in
+                    policy::couchestor(&cluster, &heats, &sustained, wm, &cfg.policy, now)
+                {
                     // A refusal is counted in stats.failed; the engine should never cause one.
                     cluster.start_move(i, to, now).ok();
                 }
