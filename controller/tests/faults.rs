@@ -1,4 +1,4 @@
-//! The fault matrix: rebuild failure, a node going offline mid-rebuild, API errors, an
+//! The fault matrix: rebuild failure, a node or pool going offline mid-rebuild, API errors, an
 //! unpublished volume, no eligible node, a full target tier, and two policies contending for
 //! one volume. Every case must end without losing a replica and say why.
 
@@ -117,6 +117,42 @@ async fn the_target_node_going_offline_mid_rebuild_aborts_safely() {
         .unwrap();
     assert!(r.status().is_success());
     let vm = single_outcome(&env, "fault-node").await;
+    assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_pool_faulting_mid_rebuild_aborts_safely() {
+    let Some((env, id, prom)) = one_cold_volume("fault-pool", Profile::V2_10, 128.0, true).await
+    else {
+        return;
+    };
+    let _c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-pool", json!({})).await;
+    let vm = eventually(
+        "WaitingSync",
+        60,
+        || migrations(&env, "fault-pool"),
+        |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::WaitingSync),
+    )
+    .await;
+    let pool = vm[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .new_replica
+        .as_ref()
+        .unwrap()
+        .pool
+        .clone();
+    let r = env
+        .http
+        .put(format!("{}/pools/{pool}/status", env.sim.admin_url()))
+        .json(&json!({"status": "Faulted"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let vm = single_outcome(&env, "fault-pool").await;
     assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
 }
 
