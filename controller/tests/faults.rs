@@ -84,76 +84,43 @@ async fn a_failed_rebuild_aborts_and_keeps_the_old_replica() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_target_node_going_offline_mid_rebuild_aborts_safely() {
-    let Some((env, id, prom)) = one_cold_volume("fault-node", Profile::V2_10, 128.0, true).await
-    else {
+/// Takes the new replica's node (`"nodes"`) or pool (`"pools"`) down while it rebuilds.
+async fn target_fails_mid_rebuild(test: &str, what: &str, status: &str) {
+    let Some((env, id, prom)) = one_cold_volume(test, Profile::V2_10, 128.0, true).await else {
         return;
     };
     let _c = env.controller("c", prom.url(), &[]);
-    create_policy(&env, "fault-node", json!({})).await;
+    create_policy(&env, test, json!({})).await;
     let vm = eventually(
         "WaitingSync",
         60,
-        || migrations(&env, "fault-node"),
+        || migrations(&env, test),
         |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::WaitingSync),
     )
     .await;
-    let node = vm[0]
-        .status
-        .as_ref()
-        .unwrap()
-        .new_replica
-        .as_ref()
-        .unwrap()
-        .node
-        .clone();
+    let new = vm[0].status.clone().unwrap().new_replica.unwrap();
+    let target = if what == "nodes" { new.node } else { new.pool };
+    let url = format!("{}/{what}/{target}/status", env.sim.admin_url());
     let r = env
         .http
-        .put(format!("{}/nodes/{node}/status", env.sim.admin_url()))
-        .json(&json!({"status": "Offline"}))
+        .put(url)
+        .json(&json!({ "status": status }))
         .send()
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let vm = single_outcome(&env, "fault-node").await;
+    let vm = single_outcome(&env, test).await;
     assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_node_going_offline_mid_rebuild_aborts_safely() {
+    target_fails_mid_rebuild("fault-node", "nodes", "Offline").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_target_pool_faulting_mid_rebuild_aborts_safely() {
-    let Some((env, id, prom)) = one_cold_volume("fault-pool", Profile::V2_10, 128.0, true).await
-    else {
-        return;
-    };
-    let _c = env.controller("c", prom.url(), &[]);
-    create_policy(&env, "fault-pool", json!({})).await;
-    let vm = eventually(
-        "WaitingSync",
-        60,
-        || migrations(&env, "fault-pool"),
-        |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::WaitingSync),
-    )
-    .await;
-    let pool = vm[0]
-        .status
-        .as_ref()
-        .unwrap()
-        .new_replica
-        .as_ref()
-        .unwrap()
-        .pool
-        .clone();
-    let r = env
-        .http
-        .put(format!("{}/pools/{pool}/status", env.sim.admin_url()))
-        .json(&json!({"status": "Faulted"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    let vm = single_outcome(&env, "fault-pool").await;
-    assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
+    target_fails_mid_rebuild("fault-pool", "pools", "Faulted").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
