@@ -90,12 +90,7 @@ pub async fn observe(
         .iter()
         .filter_map(|p| Some((p.id.as_str(), &p.spec.as_ref()?.labels)))
         .collect();
-    obs.tiers = tier_capacities(layout, &pools);
-    for p in &pools {
-        if let Some(t) = p.spec.as_ref().and_then(|s| layout.classify(&s.labels)) {
-            obs.pools_by_tier.entry(t).or_default().push(p.id.clone());
-        }
-    }
+    (obs.tiers, obs.pools_by_tier) = tier_capacities(layout, &pools);
 
     let (window, half_life) = heat_window(policy);
     let series = match ctx.eyes.series(window, now).await {
@@ -204,8 +199,13 @@ fn matching_pvs(
     out
 }
 
-/// Sums capacity and usage of each tier's pools (pools that are not Online count as full).
-pub fn tier_capacities(layout: &TierLayout, pools: &[Pool]) -> Vec<TierCapacity> {
+/// Classifies every pool once: each tier's summed capacity and usage (pools that are not
+/// Online count as full), and each tier's pool ids (pools without state included, so a move
+/// planned to that tier knows them).
+pub fn tier_capacities(
+    layout: &TierLayout,
+    pools: &[Pool],
+) -> (Vec<TierCapacity>, HashMap<Tier, Vec<String>>) {
     let mut caps: Vec<TierCapacity> = layout
         .tiers
         .iter()
@@ -215,14 +215,13 @@ pub fn tier_capacities(layout: &TierLayout, pools: &[Pool]) -> Vec<TierCapacity>
             used_bytes: 0,
         })
         .collect();
+    let mut by_tier: HashMap<Tier, Vec<String>> = HashMap::new();
     for p in pools {
-        let (Some(spec), Some(state)) = (&p.spec, &p.state) else {
+        let Some(tier) = p.spec.as_ref().and_then(|s| layout.classify(&s.labels)) else {
             continue;
         };
-        let Some(tier) = layout.classify(&spec.labels) else {
-            continue;
-        };
-        let Some(c) = caps.iter_mut().find(|c| c.tier == tier) else {
+        by_tier.entry(tier).or_default().push(p.id.clone());
+        let (Some(state), Some(c)) = (&p.state, caps.iter_mut().find(|c| c.tier == tier)) else {
             continue;
         };
         c.capacity_bytes += state.capacity;
@@ -232,7 +231,7 @@ pub fn tier_capacities(layout: &TierLayout, pools: &[Pool]) -> Vec<TierCapacity>
             state.capacity
         };
     }
-    caps
+    (caps, by_tier)
 }
 
 fn last_migration(pv: &PersistentVolume) -> Option<i64> {

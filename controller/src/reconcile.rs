@@ -245,28 +245,16 @@ fn record_metrics(ctx: &Context, policy: &str, d: &Decision) {
 
 /// Moves the plan wants, including those held only by the window or the concurrency limit.
 pub fn planned_moves(d: &Decision) -> Vec<PlannedMove> {
+    // One index instead of a scan per entry: a closed window can hold thousands of volumes.
+    let watched: std::collections::HashMap<&str, &crate::observe::Watched> = d
+        .observation
+        .volumes
+        .iter()
+        .map(|w| (w.engine.name.as_str(), w))
+        .collect();
     let claim = |v: &str| {
-        d.observation
-            .volumes
-            .iter()
-            .find(|w| w.engine.name == v)
-            .and_then(|w| w.claim.as_ref().map(|(ns, n)| format!("{ns}/{n}")))
-    };
-    let heat = |v: &str| {
-        d.observation
-            .volumes
-            .iter()
-            .find(|w| w.engine.name == v)
-            .and_then(|w| w.engine.heat.iops())
-            .unwrap_or(0.0)
-    };
-    let from = |v: &str| {
-        d.observation
-            .volumes
-            .iter()
-            .find(|w| w.engine.name == v)
-            .and_then(|w| w.engine.tier)
-            .unwrap_or(Tier::Cold)
+        let w = watched.get(v)?;
+        w.claim.as_ref().map(|(ns, n)| format!("{ns}/{n}"))
     };
     let mut out: Vec<PlannedMove> = d
         .plan
@@ -282,13 +270,16 @@ pub fn planned_moves(d: &Decision) -> Vec<PlannedMove> {
         })
         .collect();
     for h in &d.plan.holds {
-        if let HoldReason::WindowClosed { to } | HoldReason::ConcurrencyLimit { to } = h.reason {
+        if let HoldReason::WindowClosed { to } | HoldReason::ConcurrencyLimit { to } = h.reason
+            && let Some(w) = watched.get(h.volume.as_str())
+        {
             out.push(PlannedMove {
                 volume: h.volume.clone(),
                 claim: claim(&h.volume),
-                from: from(&h.volume),
+                // Window and concurrency holds only happen to volumes with a known tier.
+                from: w.engine.tier.unwrap_or(Tier::Cold),
                 to,
-                heat_iops: heat(&h.volume).round() as u64,
+                heat_iops: w.engine.heat.iops().unwrap_or(0.0).round() as u64,
                 reason: h.reason.to_string(),
             });
         }

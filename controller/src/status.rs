@@ -117,12 +117,9 @@ pub fn build_status(
     } else {
         PolicyPhase::Disabled
     });
-    s.planned_moves = if d.dry_run {
-        planned_moves(d)
-    } else {
-        Vec::new()
-    };
-    let wanted = planned_moves(d).len();
+    let planned = planned_moves(d);
+    let wanted = planned.len();
+    s.planned_moves = if d.dry_run { planned } else { Vec::new() };
     let ready_msg = match (policy.spec.enabled, d.dry_run) {
         (false, _) => "policy is disabled: nothing is planned or moved".to_string(),
         (true, true) => format!(

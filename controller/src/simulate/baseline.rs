@@ -64,15 +64,7 @@ mod tests {
 
     #[test]
     fn thresholds_in_api_order_and_failed_moves_when_full() {
-        let vol = |name: &str, tier| SimVolume {
-            name: name.into(),
-            size_bytes: 10 * GIB,
-            replicas: 1,
-            tier,
-            last_move: None,
-            left: None,
-            in_flight: None,
-        };
+        let vol = |name: &str, tier| SimVolume::at_rest(name, 10, tier);
         let mut c = Cluster {
             volumes: vec![
                 vol("a", Tier::Cold),

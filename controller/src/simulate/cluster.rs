@@ -40,6 +40,20 @@ pub struct SimVolume {
 }
 
 impl SimVolume {
+    /// A one-replica test volume at rest on `tier`.
+    #[cfg(test)]
+    pub fn at_rest(name: &str, gib: u64, tier: Tier) -> Self {
+        Self {
+            name: name.into(),
+            size_bytes: gib * GIB,
+            replicas: 1,
+            tier,
+            last_move: None,
+            left: None,
+            in_flight: None,
+        }
+    }
+
     /// Bytes it occupies on a tier: size times replicas.
     pub fn footprint(&self) -> u64 {
         self.size_bytes * u64::from(self.replicas.max(1))
@@ -157,15 +171,7 @@ mod tests {
     use super::*;
 
     fn cluster(hot_gib: u64) -> Cluster {
-        let vol = |name: &str, gib: u64, tier| SimVolume {
-            name: name.into(),
-            size_bytes: gib * GIB,
-            replicas: 1,
-            tier,
-            last_move: None,
-            left: None,
-            in_flight: None,
-        };
+        let vol = SimVolume::at_rest;
         Cluster {
             volumes: vec![vol("a", 10, Tier::Cold), vol("b", 20, Tier::Cold)],
             tiers: vec![(Tier::Hot, hot_gib * GIB), (Tier::Cold, 1000 * GIB)],

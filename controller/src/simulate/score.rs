@@ -266,15 +266,7 @@ mod tests {
 
     #[test]
     fn hot_share_slo_and_reaction_on_a_tiny_cluster() {
-        let vol = |name: &str, tier| SimVolume {
-            name: name.into(),
-            size_bytes: 10 * GIB,
-            replicas: 1,
-            tier,
-            last_move: None,
-            left: None,
-            in_flight: None,
-        };
+        let vol = |name: &str, tier| SimVolume::at_rest(name, 10, tier);
         let mut c = Cluster {
             volumes: vec![vol("a", Tier::Hot), vol("b", Tier::Cold)],
             tiers: vec![(Tier::Hot, 10 * GIB), (Tier::Cold, 100 * GIB)],
