@@ -389,15 +389,22 @@ pub fn assert_removals_safe(state: &Value, start: &BTreeMap<String, usize>) {
 pub fn assert_no_cordons(state: &Value) {
     for (id, p) in state["pools"].as_object().unwrap() {
         let c = &p["cordon"];
+        // The field must be there: a missing one would make this check vacuous.
+        let flags = c
+            .as_object()
+            .unwrap_or_else(|| panic!("pool {id} has no cordon state: {p}"));
         assert!(
-            c.is_null() || c.as_object().is_none_or(|o| o.values().all(|v| v == false)),
+            flags.values().all(|v| v == false),
             "pool {id} left cordoned: {c}"
         );
     }
     for (id, n) in state["nodes"].as_object().unwrap() {
         let labels = &n["cordon_labels"];
         assert!(
-            labels.is_null() || labels.as_array().is_some_and(|a| a.is_empty()),
+            labels
+                .as_array()
+                .unwrap_or_else(|| panic!("node {id} has no cordon labels: {n}"))
+                .is_empty(),
             "node {id} left cordoned: {labels}"
         );
     }
