@@ -124,6 +124,7 @@ impl From<&DeviceReport> for proto::DeviceStats {
             write_latency_ms: r.write_latency_ms,
             utilization: r.utilization,
             queue_depth: r.queue_depth,
+            aliases: Vec::new(),
         }
     }
 }

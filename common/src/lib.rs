@@ -4,6 +4,7 @@
 
 pub mod heat;
 pub mod layout;
+pub mod media;
 pub mod migration;
 pub mod plan;
 pub mod storagepolicy;

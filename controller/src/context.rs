@@ -8,6 +8,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
+use crate::agents::Fleet;
 use crate::eyes::Eyes;
 use crate::mayastor::MayastorClient;
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct Context {
     pub eyes: Eyes,
     /// Mayastor REST client.
     pub mayastor: MayastorClient,
+    /// The node agents (device media of unlabelled pools).
+    pub agents: Arc<Fleet>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// PV cache.

@@ -13,8 +13,11 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 
+use crate::agents::Fleet;
+use crate::agents::classify::Source;
 use crate::context::{Context, Settings};
 use crate::metrics::Metrics;
+use crate::observe::Observation;
 use crate::observe::heat_window;
 use crate::reconcile::decide;
 use crate::run::{SourceArgs, sources};
@@ -116,6 +119,7 @@ pub async fn explain_text(
         if let Some(e) = &d.observation.backend_error {
             out.push_str(&format!("  backend: {e}\n"));
         }
+        out.push_str(&media_lines(&ctx, &d.observation, &w.pools, now));
         let last = v
             .last_move
             .map_or("never".into(), |t| format!("{}s ago", now - t));
@@ -167,6 +171,44 @@ pub async fn explain_text(
     Ok(out)
 }
 
+/// How the volume's pools were classified, and what their nodes' agents said.
+fn media_lines(ctx: &Context, obs: &Observation, pools: &[String], now: i64) -> String {
+    let view = ctx.agents.view();
+    let mut out = String::new();
+    for m in obs.pool_media.iter().filter(|m| pools.contains(&m.pool)) {
+        out.push_str(&format!("  {}\n", m.describe()));
+        if let Some(a) = view.nodes.get(&m.node) {
+            let seen = a.fetched_at.map_or("never answered".into(), |t| {
+                format!("answered {}s ago", now - t)
+            });
+            let error = a
+                .error
+                .as_ref()
+                .map_or(String::new(), |e| format!(", last poll failed: {e}"));
+            out.push_str(&format!(
+                "    agent {} at {}: {seen}{error}\n",
+                a.pod, a.endpoint
+            ));
+        }
+    }
+    let unknown: Vec<&str> = obs
+        .pool_media
+        .iter()
+        .filter(|m| matches!(m.source, Source::Unknown(_)))
+        .map(|m| m.pool.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        out.push_str(&format!(
+            "  pools in no tier (no label, media unknown): {}\n",
+            unknown.join(", ")
+        ));
+    }
+    if let Some(e) = &obs.agents_error {
+        out.push_str(&format!("  agents: {e}\n"));
+    }
+    out
+}
+
 async fn one_shot_context(
     client: Client,
     pv: &PersistentVolume,
@@ -184,6 +226,13 @@ async fn one_shot_context(
         pvc_w.apply_watcher_event(&watcher::Event::Apply(pvc));
     }
     let (eyes, mayastor) = sources(src)?;
+    let metrics = Arc::new(Metrics::new()?);
+    let agents = Arc::new(Fleet::new(
+        &src.agents,
+        client.clone(),
+        &src.agents.namespace(),
+    )?);
+    agents.poll(&metrics).await;
     Ok(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -195,7 +244,8 @@ async fn one_shot_context(
         client,
         eyes,
         mayastor,
-        metrics: Arc::new(Metrics::new()?),
+        agents,
+        metrics,
         pvs,
         pvcs,
         settings: Settings {

@@ -1,5 +1,6 @@
 //! `couchestor-controller`: the CoucheStor control plane.
 
+mod agents;
 mod cli;
 mod context;
 mod explain;

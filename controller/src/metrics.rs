@@ -27,6 +27,11 @@ pub struct Metrics {
     pub metrics_available: IntGaugeVec,
     /// `storage_operator_prometheus_requests_total`: HTTP requests sent to Prometheus.
     pub prometheus_requests: IntGauge,
+    /// `storage_operator_agent_up{node}`: 1 when the node's agent answered the last poll.
+    pub agent_up: IntGaugeVec,
+    /// `storage_operator_policy_phase{policy,phase}`: 1 for the policy's current phase, 0 for
+    /// the others.
+    pub policy_phase: IntGaugeVec,
 }
 
 impl Metrics {
@@ -97,6 +102,22 @@ impl Metrics {
             "storage_operator_prometheus_requests_total",
             "HTTP requests sent to Prometheus.",
         )?;
+        let agent_up = IntGaugeVec::new(
+            Opts::new(
+                "storage_operator_agent_up",
+                "1 when the node agent answered the controller's last poll, 0 when it did not.",
+            ),
+            &["node"],
+        )?;
+        let policy_phase = IntGaugeVec::new(
+            Opts::new(
+                "storage_operator_policy_phase",
+                "1 for the phase the policy is in (Pending, Active, Disabled, Error), 0 for the others.",
+            ),
+            &["policy", "phase"],
+        )?;
+        reg(Box::new(agent_up.clone()))?;
+        reg(Box::new(policy_phase.clone()))?;
         reg(Box::new(reconcile_total.clone()))?;
         reg(Box::new(reconcile_duration.clone()))?;
         reg(Box::new(migrations_total.clone()))?;
@@ -117,6 +138,8 @@ impl Metrics {
             planned_moves,
             metrics_available,
             prometheus_requests,
+            agent_up,
+            policy_phase,
         })
     }
 

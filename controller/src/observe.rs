@@ -13,6 +13,7 @@ use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::ObjectRef;
 
+use crate::agents::classify::{PoolMedia, label_pools};
 use crate::context::Context;
 use crate::eyes::{heat_of, sustained_of};
 use crate::mayastor::model::{Pool, Volume as MsVolume};
@@ -48,6 +49,12 @@ pub struct Observation {
     pub metrics_error: Option<String>,
     /// Why tiers are unknown for every volume, if Mayastor did not answer.
     pub backend_error: Option<String>,
+    /// How each pool got its tier label (its own, or its media as the agents report it).
+    pub pool_media: Vec<PoolMedia>,
+    /// Whether node agents are configured.
+    pub agents_configured: bool,
+    /// Why some node agents did not answer, if they did not.
+    pub agents_error: Option<String>,
 }
 
 /// The sampling window and half-life of a policy.
@@ -82,10 +89,14 @@ pub async fn observe(
             None
         }
     };
-    let (ms_volumes, pools): (HashMap<String, MsVolume>, Vec<Pool>) = match backend {
+    let (ms_volumes, mut pools): (HashMap<String, MsVolume>, Vec<Pool>) = match backend {
         Some((v, p)) => (v.into_iter().map(|v| (v.spec.uuid.clone(), v)).collect(), p),
         None => (HashMap::new(), Vec::new()),
     };
+    let agents = ctx.agents.view();
+    obs.agents_configured = agents.configured;
+    obs.agents_error = agents.problem();
+    obs.pool_media = label_pools(&mut pools, &agents);
     let pool_labels: HashMap<&str, &BTreeMap<String, String>> = pools
         .iter()
         .filter_map(|p| Some((p.id.as_str(), &p.spec.as_ref()?.labels)))

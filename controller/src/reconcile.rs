@@ -125,6 +125,17 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
         }
     };
     let phase = status.phase;
+    for p in [
+        PolicyPhase::Pending,
+        PolicyPhase::Active,
+        PolicyPhase::Disabled,
+        PolicyPhase::Error,
+    ] {
+        ctx.metrics
+            .policy_phase
+            .with_label_values(&[name.as_str(), &format!("{p:?}")])
+            .set(i64::from(phase == Some(p)));
+    }
     apply_status(&ctx, &name, status).await?;
     let result = if phase == Some(PolicyPhase::Error) {
         "invalid"
@@ -193,25 +204,34 @@ async fn report_transitions(
     prev: &ConditionSet<'_>,
     d: &Decision,
 ) {
+    let unknown = "every volume's state is treated as unknown, nothing is demoted";
     let checks = [
         (
             "MetricsAvailable",
             &d.observation.metrics_error,
             "PrometheusUnavailable",
             "PrometheusRecovered",
+            unknown,
         ),
         (
             "BackendReachable",
             &d.observation.backend_error,
             "BackendUnreachable",
             "BackendRecovered",
+            unknown,
+        ),
+        (
+            "AgentsReachable",
+            &d.observation.agents_error,
+            "AgentUnreachable",
+            "AgentsRecovered",
+            "pools on those nodes keep the media last reported; tiering continues",
         ),
     ];
-    for (cond, error, down, up) in checks {
+    for (cond, error, down, up, consequence) in checks {
         match (error, prev.status(cond)) {
             (Some(e), s) if s != Some("False") => {
-                let note =
-                    format!("{e}; every volume's state is treated as unknown, nothing is demoted");
+                let note = format!("{e}; {consequence}");
                 publish(ctx, policy_ref, EventType::Warning, down, &note).await;
             }
             (None, Some("False")) => {

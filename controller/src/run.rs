@@ -17,6 +17,7 @@ use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{info, warn};
 
+use crate::agents::{AgentArgs, Fleet};
 use crate::context::{Context, Settings};
 use crate::eyes::{DEFAULT_HEAT_QUERY, Eyes, EyesConfig};
 use crate::mayastor::MayastorClient;
@@ -49,6 +50,9 @@ pub struct SourceArgs {
         default_value = "http://openebs-api-rest.openebs.svc:8081/v0"
     )]
     pub mayastor_url: String,
+    /// How to reach the node agents.
+    #[command(flatten)]
+    pub agents: AgentArgs,
 }
 
 /// Options of `run`. Every flag can also be set through the named environment variable.
@@ -189,6 +193,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     info!(identity = %args.identity, "acquired the leader Lease; reconciling");
 
     let (eyes, mayastor) = sources(&args.sources)?;
+    let agent_ns = (args.sources.agents.agent_namespace.clone())
+        .unwrap_or_else(|| args.lease_namespace.clone());
+    let agents = Arc::new(Fleet::new(&args.sources.agents, client.clone(), &agent_ns)?);
+    if agents.enabled() {
+        // One poll before the first reconcile, so unlabelled pools are classified from the
+        // start; then one every --agent-poll-seconds.
+        agents.poll(&metrics).await;
+        let (fleet, m) = (agents.clone(), metrics.clone());
+        let every = Duration::from_secs(args.sources.agents.agent_poll_seconds);
+        tokio::spawn(async move { fleet.poll_forever(&m, every).await });
+        info!(namespace = %agent_ns, selector = %args.sources.agents.agent_selector, "polling the node agents");
+    }
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
@@ -200,6 +216,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
         eyes,
         mayastor,
+        agents,
         metrics,
         pvs,
         pvcs,

@@ -67,6 +67,14 @@ pub fn build_status(
 ) -> StoragePolicyStatus {
     let prev = ConditionSet(&previous.conditions);
     let generation = policy.metadata.generation;
+    let cond_with = |type_: &str, status: &str, reason: &str, message: String| Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: prev.transition_time(type_, status),
+        observed_generation: generation,
+    };
     let cond = |type_: &str, ok: bool, reason: &str, message: String| {
         let status = if ok { "True" } else { "False" };
         Condition {
@@ -164,6 +172,26 @@ pub fn build_status(
                 false,
                 "MayastorUnreachable",
                 format!("{e}; tiers are unknown, nothing moves"),
+            ),
+        },
+        match (&obs.agents_error, obs.agents_configured) {
+            (_, false) => cond_with(
+                "AgentsReachable",
+                "Unknown",
+                "NotConfigured",
+                "node agents are not configured (--agent-tls-dir): pools are classified by their labels only".into(),
+            ),
+            (None, true) => cond(
+                "AgentsReachable",
+                true,
+                "AgentsAnswered",
+                "every node agent answered".into(),
+            ),
+            (Some(e), true) => cond(
+                "AgentsReachable",
+                false,
+                "AgentUnreachable",
+                format!("{e}; their pools keep the media last reported, tiering continues"),
             ),
         },
     ];

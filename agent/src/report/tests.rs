@@ -84,6 +84,7 @@ fn converts_to_the_grpc_message() {
             write_latency_ms: 0.5,
             utilization: 0.5,
             queue_depth: 0.65,
+            aliases: vec![],
         }
     );
     let kinds: Vec<i32> = [

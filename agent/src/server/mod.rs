@@ -22,6 +22,7 @@ use tonic::transport::Server;
 
 pub use command::NodeCommand;
 
+use crate::aliases;
 use crate::metrics::{self, AgentMetrics};
 use crate::sysfs::{self, Sysfs};
 use crate::tls::{self, CertSummary, TlsError, Validity};
@@ -49,6 +50,10 @@ pub struct ServeArgs {
     /// Root of the sysfs tree to sample.
     #[arg(long, value_name = "DIR", default_value = sysfs::DEFAULT_ROOT)]
     pub sysfs_root: PathBuf,
+    /// Root of the device tree whose `disk/by-id` and `disk/by-path` links name each disk
+    /// (reported as `/dev/disk/...` whatever the root).
+    #[arg(long, value_name = "DIR", default_value = aliases::DEFAULT_DEV_ROOT)]
+    pub dev_root: PathBuf,
     /// Seconds between sysfs readings (0.1 to 3600); rates cover one interval.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_interval)]
     pub interval: Duration,
@@ -156,7 +161,7 @@ pub async fn serve(
     );
 
     let metrics = Arc::new(AgentMetrics::new()?);
-    let sampler = Sampler::spawn(tree, args.interval, metrics.clone());
+    let sampler = Sampler::spawn(tree, args.dev_root.clone(), args.interval, metrics.clone());
     let service = NodeAgentService::new(sampler, &node, server_cert);
     let mut routes = extra;
     routes.add_service(NodeAgentServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES));

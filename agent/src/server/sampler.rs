@@ -2,12 +2,15 @@
 //! per-device rates. Every RPC and the metrics read what it published; nothing else reads
 //! sysfs.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use crate::aliases;
 use crate::metrics::AgentMetrics;
 use crate::report::{self, DeviceReport};
 use crate::sysfs::{Sample, Sysfs};
@@ -23,6 +26,8 @@ pub struct Snapshot {
     pub devices: Vec<DeviceReport>,
     /// Monotonic time of the second reading.
     pub taken_at: Instant,
+    /// Stable `/dev/disk/by-*` names of each device, by kernel name.
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// What the sampler has published so far.
@@ -43,11 +48,16 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `tree` every `interval` on the current tokio runtime, recording each
-    /// snapshot in `metrics`.
-    pub fn spawn(tree: Sysfs, interval: Duration, metrics: Arc<AgentMetrics>) -> Self {
+    /// Starts sampling `tree` (and the device aliases under `dev_root`) every `interval` on
+    /// the current tokio runtime, recording each snapshot in `metrics`.
+    pub fn spawn(
+        tree: Sysfs,
+        dev_root: PathBuf,
+        interval: Duration,
+        metrics: Arc<AgentMetrics>,
+    ) -> Self {
         let (tx, rx) = watch::channel(SamplerState::default());
-        tokio::spawn(run(tree, interval, tx, metrics));
+        tokio::spawn(run(tree, dev_root, interval, tx, metrics));
         Self {
             state: rx,
             interval,
@@ -84,6 +94,7 @@ impl Sampler {
 
 async fn run(
     tree: Sysfs,
+    dev_root: PathBuf,
     interval: Duration,
     tx: watch::Sender<SamplerState>,
     metrics: Arc<AgentMetrics>,
@@ -93,15 +104,26 @@ async fn run(
     let mut previous: Option<Sample> = None;
     while !tx.is_closed() {
         ticker.tick().await;
-        let reader = tree.clone();
-        let reading = match tokio::task::spawn_blocking(move || reader.sample()).await {
+        let (reader, dev) = (tree.clone(), dev_root.clone());
+        let reading = match tokio::task::spawn_blocking(move || {
+            let sample = reader.sample()?;
+            let names: Vec<&str> = sample
+                .devices
+                .iter()
+                .map(|d| d.info.name.as_str())
+                .collect();
+            let aliases = aliases::scan(&dev, &reader, &names);
+            Ok::<_, crate::sysfs::Error>((sample, aliases))
+        })
+        .await
+        {
             Ok(Ok(sample)) => Ok(sample),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(format!("sysfs reader task failed: {e}")),
         };
         match reading {
-            Ok(current) => {
-                let snapshot = previous.as_ref().map(|prev| build(prev, &current));
+            Ok((current, aliases)) => {
+                let snapshot = previous.as_ref().map(|prev| build(prev, &current, aliases));
                 if let Some(snapshot) = &snapshot {
                     metrics.observe(snapshot);
                 }
@@ -124,7 +146,7 @@ async fn run(
     }
 }
 
-fn build(previous: &Sample, current: &Sample) -> Snapshot {
+fn build(previous: &Sample, current: &Sample, aliases: BTreeMap<String, Vec<String>>) -> Snapshot {
     let elapsed = current.taken_at.duration_since(previous.taken_at);
     let timestamp_ms = current
         .wall_clock
@@ -136,5 +158,6 @@ fn build(previous: &Sample, current: &Sample) -> Snapshot {
         interval_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         devices: report::build(previous, current, elapsed),
         taken_at: current.taken_at,
+        aliases,
     }
 }

@@ -98,7 +98,10 @@ pub fn node_stats(node_name: &str, snapshot: &Snapshot, only: &[String]) -> prot
             .devices
             .iter()
             .filter(|d| only.is_empty() || only.contains(&d.name))
-            .map(proto::DeviceStats::from)
+            .map(|d| proto::DeviceStats {
+                aliases: snapshot.aliases.get(&d.name).cloned().unwrap_or_default(),
+                ..proto::DeviceStats::from(d)
+            })
             .collect(),
     }
 }
