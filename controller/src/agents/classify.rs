@@ -110,7 +110,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "id": id,
             "spec": {"id": id, "node": node, "disks": [disk],
-                     "labels": tier.map(|t| serde_json::json!({TIER_LABEL: t})).unwrap_or_default()}
+                     "labels": tier.map(|t| serde_json::json!({TIER_LABEL: t})).unwrap_or_else(|| serde_json::json!({}))}
         }))
         .unwrap()
     }
