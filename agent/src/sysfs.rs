@@ -8,9 +8,11 @@
 pub mod classify;
 pub mod stat;
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 pub use classify::DeviceKind;
@@ -121,9 +123,31 @@ pub struct Sample {
 }
 
 /// A sysfs tree to sample.
+///
+/// What does not change while a disk exists (model, serial, transport; whether it is a
+/// partition or hidden) is read once per disk and kept, keyed by the kernel's `diskseq`,
+/// which changes whenever a disk is re-created under the same name; later samples read only
+/// `stat`, `size`, `queue/rotational` and `diskseq`. Disks without `diskseq` (kernels
+/// before 5.15) are read in full every time. Clones share the kept descriptions.
 #[derive(Debug, Clone)]
 pub struct Sysfs {
     root: PathBuf,
+    known: Arc<Mutex<HashMap<String, Known>>>,
+}
+
+/// A disk's description as last read in full, valid while `diskseq` is unchanged.
+#[derive(Debug, Clone)]
+struct Known {
+    diskseq: u64,
+    /// `None`: a partition or hidden disk, not listed.
+    listed: Option<Static>,
+}
+
+#[derive(Debug, Clone)]
+struct Static {
+    model: String,
+    serial: String,
+    transport: String,
 }
 
 impl Default for Sysfs {
@@ -160,7 +184,10 @@ fn parse_u64(path: &Path, text: &str) -> Result<u64, Error> {
 impl Sysfs {
     /// A sysfs tree mounted (or copied) at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            known: Arc::default(),
+        }
     }
 
     /// The tree's root directory.
@@ -218,12 +245,39 @@ impl Sysfs {
     /// partition (defensive: the kernel lists only whole disks here) or a hidden disk
     /// (an NVMe multipath path device, reached through its multipath head).
     fn read_device(&self, name: &str, dir: &Path) -> Result<Option<DeviceSample>, Error> {
-        if dir.join("partition").exists() {
+        let diskseq_path = dir.join("diskseq");
+        let diskseq = match read_optional(&diskseq_path)? {
+            Some(text) => Some(parse_u64(&diskseq_path, &text)?),
+            None => None,
+        };
+        let kept = diskseq.and_then(|seq| {
+            let known = self.known.lock().ok()?;
+            known.get(name).filter(|k| k.diskseq == seq).cloned()
+        });
+        let listed = match kept {
+            Some(k) => k.listed,
+            None => {
+                let listed = self.read_static(name, dir)?;
+                if let (Some(seq), Ok(mut known)) = (diskseq, self.known.lock()) {
+                    known.insert(
+                        name.to_owned(),
+                        Known {
+                            diskseq: seq,
+                            listed: listed.clone(),
+                        },
+                    );
+                }
+                listed
+            }
+        };
+        let Some(Static {
+            model,
+            serial,
+            transport,
+        }) = listed
+        else {
             return Ok(None);
-        }
-        if read_optional(&dir.join("hidden"))?.as_deref() == Some("1") {
-            return Ok(None);
-        }
+        };
         let stat_path = dir.join("stat");
         let stat_text = read_required(&stat_path)?;
         let counters =
@@ -242,21 +296,6 @@ impl Sysfs {
             other => return Err(Error::parse(&rot_path, other, "expected 0 or 1")),
         };
 
-        let model = read_optional(&dir.join("device/model"))?.unwrap_or_default();
-        let mut serial = String::new();
-        for candidate in ["device/serial", "serial", "device/wwid", "wwid"] {
-            if let Some(text) = read_optional(&dir.join(candidate))?.filter(|s| !s.is_empty()) {
-                serial = text;
-                break;
-            }
-        }
-        let diskseq_path = dir.join("diskseq");
-        let diskseq = match read_optional(&diskseq_path)? {
-            Some(text) => Some(parse_u64(&diskseq_path, &text)?),
-            None => None,
-        };
-        let has_sas_address = dir.join("device/sas_address").exists();
-        let transport = classify::transport(name, &self.devpath(dir), has_sas_address);
         let kind = classify::classify(name, &transport, rotational);
         Ok(Some(DeviceSample {
             info: DeviceInfo {
@@ -270,6 +309,33 @@ impl Sysfs {
                 diskseq,
             },
             counters,
+        }))
+    }
+
+    /// What does not change while the disk exists; `None` for a partition (defensive: the
+    /// kernel lists only whole disks here) or a hidden disk (an NVMe multipath path device,
+    /// reached through its multipath head).
+    fn read_static(&self, name: &str, dir: &Path) -> Result<Option<Static>, Error> {
+        if dir.join("partition").exists() {
+            return Ok(None);
+        }
+        if read_optional(&dir.join("hidden"))?.as_deref() == Some("1") {
+            return Ok(None);
+        }
+        let model = read_optional(&dir.join("device/model"))?.unwrap_or_default();
+        let mut serial = String::new();
+        for candidate in ["device/serial", "serial", "device/wwid", "wwid"] {
+            if let Some(text) = read_optional(&dir.join(candidate))?.filter(|s| !s.is_empty()) {
+                serial = text;
+                break;
+            }
+        }
+        let has_sas_address = dir.join("device/sas_address").exists();
+        let transport = classify::transport(name, &self.devpath(dir), has_sas_address);
+        Ok(Some(Static {
+            model,
+            serial,
+            transport,
         }))
     }
 
