@@ -198,3 +198,35 @@ fn long_content_is_cut_in_messages() {
     assert_eq!(content.len(), EXCERPT_CHARS + 3);
     assert!(content.ends_with("..."));
 }
+
+#[test]
+fn static_description_is_kept_until_diskseq_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fake_disk(tmp.path(), "sda", STAT_11, "0\n");
+    fs::write(dir.join("serial"), "OLD\n").unwrap();
+    fs::write(dir.join("diskseq"), "7\n").unwrap();
+    let tree = Sysfs::new(tmp.path());
+    assert_eq!(tree.sample().unwrap().devices[0].info.serial, "OLD");
+
+    // Same disk (same diskseq): counters, size and rotational are re-read, the serial is not.
+    fs::write(dir.join("serial"), "NEW\n").unwrap();
+    fs::write(dir.join("size"), "4096\n").unwrap();
+    fs::write(dir.join("queue/rotational"), "1\n").unwrap();
+    fs::write(dir.join("stat"), "9 2 3 4 5 6 7 8 0 10 11\n").unwrap();
+    let again = tree.sample().unwrap();
+    let info = &again.devices[0].info;
+    assert_eq!(
+        (info.serial.as_str(), info.size_bytes, info.rotational),
+        ("OLD", 4096 * 512, true)
+    );
+    assert_eq!(again.devices[0].counters.read_ios, 9);
+
+    // A swapped disk gets a new diskseq: everything is read afresh.
+    fs::write(dir.join("diskseq"), "8\n").unwrap();
+    assert_eq!(tree.sample().unwrap().devices[0].info.serial, "NEW");
+
+    // Without diskseq (kernels before 5.15) nothing is kept.
+    fs::remove_file(dir.join("diskseq")).unwrap();
+    fs::write(dir.join("serial"), "NEWER\n").unwrap();
+    assert_eq!(tree.sample().unwrap().devices[0].info.serial, "NEWER");
+}
