@@ -42,10 +42,14 @@ async fn kill_during(phase: MigrationPhase, profile: Profile, extra: &[&str]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let vms = migrations(&env, &label).await;
-        if vms
-            .iter()
-            .any(|vm| vm.status.as_ref().and_then(|s| s.phase) == Some(phase))
-        {
+        // A migration with no phase written yet is being analysed.
+        if vms.iter().any(|vm| {
+            vm.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .unwrap_or(MigrationPhase::Analyzing)
+                == phase
+        }) {
             first.process.kill();
             break;
         }
@@ -57,6 +61,17 @@ async fn kill_during(phase: MigrationPhase, profile: Profile, extra: &[&str]) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let killed_state = env.sim_state().await;
+    if phase == MigrationPhase::Analyzing {
+        // Nothing had been touched yet: no cordon, no extra replica.
+        assert_no_cordons(&killed_state);
+        assert_eq!(
+            killed_state["volumes"][&id]["replicas"]
+                .as_object()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
 
     // A new process (same identity, so it takes the Lease at once) resumes.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -111,6 +126,12 @@ async fn kill_during(phase: MigrationPhase, profile: Profile, extra: &[&str]) {
         "{killed_state}"
     );
     env.sim.shutdown().await.unwrap();
+}
+
+/// Analyzing has no side effects: the restarted controller analyses again and completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_analyzing_then_resumed() {
+    kill_during(MigrationPhase::Analyzing, Profile::V2_10, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
