@@ -15,6 +15,7 @@
 //!
 //! Device series are replaced at every snapshot, so a removed disk's series disappear.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -78,8 +79,9 @@ pub struct AgentMetrics {
     last_sample: Gauge,
     sample_interval: Gauge,
     /// Held while device series are replaced and while they are gathered, so a scrape never
-    /// sees a half-updated set.
-    update: Mutex<()>,
+    /// sees a half-updated set. It keeps the gauge children of each `(device, kind)` between
+    /// snapshots, so an update is one store per value rather than a registry lookup.
+    update: Mutex<HashMap<(String, &'static str), Vec<Gauge>>>,
 }
 
 impl AgentMetrics {
@@ -117,21 +119,39 @@ impl AgentMetrics {
             sample_errors,
             last_sample,
             sample_interval,
-            update: Mutex::new(()),
+            update: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Replaces the device series with those of `snapshot`.
+    /// Replaces the device series with those of `snapshot`: devices no longer present (or
+    /// whose kind changed) lose their series.
     pub fn observe(&self, snapshot: &Snapshot) {
-        let _guard = self.update.lock().unwrap_or_else(PoisonError::into_inner);
-        for (gauge, (_, _, value)) in self.devices.iter().zip(DEVICE_GAUGES) {
-            gauge.reset();
-            for report in &snapshot.devices {
-                gauge
-                    .with_label_values(&[report.name.as_str(), report.kind.as_str()])
-                    .set(value(report));
+        let mut series = self.update.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = HashSet::with_capacity(snapshot.devices.len());
+        for report in &snapshot.devices {
+            let key = (report.name.clone(), report.kind.as_str());
+            let children = series.entry(key.clone()).or_insert_with(|| {
+                self.devices
+                    .iter()
+                    .map(|g| g.with_label_values(&[report.name.as_str(), report.kind.as_str()]))
+                    .collect()
+            });
+            for (child, (_, _, value)) in children.iter().zip(DEVICE_GAUGES) {
+                child.set(value(report));
             }
+            seen.insert(key);
         }
+        series.retain(|(name, kind), _| {
+            let keep = seen.contains(&(name.clone(), *kind));
+            if !keep {
+                for g in &self.devices {
+                    if let Err(e) = g.remove_label_values(&[name.as_str(), kind]) {
+                        tracing::debug!(device = %name, error = %e, "no series to remove");
+                    }
+                }
+            }
+            keep
+        });
         self.last_sample.set(snapshot.timestamp_ms as f64 / 1e3);
         self.sample_interval.set(snapshot.interval_ms as f64 / 1e3);
     }
@@ -172,4 +192,54 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::report;
+    use crate::sysfs::Sysfs;
+
+    fn snapshot(devices: Vec<DeviceReport>) -> Snapshot {
+        Snapshot {
+            timestamp_ms: 2000,
+            interval_ms: 2000,
+            devices,
+            taken_at: Instant::now(),
+            aliases: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn device_series_follow_the_snapshots_and_vanish_with_their_disk() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nvme-host");
+        let t0 = Sysfs::new(fixtures.join("t0")).sample().unwrap();
+        let t1 = Sysfs::new(fixtures.join("t1")).sample().unwrap();
+        let reports = report::build(&t0, &t1, Duration::from_secs(2));
+        let m = AgentMetrics::new().unwrap();
+
+        m.observe(&snapshot(reports.clone()));
+        let text = m.render().unwrap();
+        let line = r#"couchestor_agent_device_read_iops{device="nvme0n1",kind="nvme"} 2000"#;
+        assert!(text.contains(line), "{text}");
+        assert!(text.contains(r#"device="nvme1n1""#), "{text}");
+
+        // nvme1n1 is gone and nvme0n1 went quiet.
+        let mut quiet: Vec<DeviceReport> = reports
+            .into_iter()
+            .filter(|r| r.name != "nvme1n1")
+            .collect();
+        for r in &mut quiet {
+            r.read_iops = 0.0;
+        }
+        m.observe(&snapshot(quiet));
+        let text = m.render().unwrap();
+        assert!(!text.contains(r#"device="nvme1n1""#), "{text}");
+        let line = r#"couchestor_agent_device_read_iops{device="nvme0n1",kind="nvme"} 0"#;
+        assert!(text.contains(line), "{text}");
+    }
 }

@@ -124,21 +124,25 @@ pub struct Sample {
 
 /// A sysfs tree to sample.
 ///
-/// What does not change while a disk exists (model, serial, transport; whether it is a
-/// partition or hidden) is read once per disk and kept, keyed by the kernel's `diskseq`,
-/// which changes whenever a disk is re-created under the same name; later samples read only
-/// `stat`, `size`, `queue/rotational` and `diskseq`. Disks without `diskseq` (kernels
-/// before 5.15) are read in full every time. Clones share the kept descriptions.
+/// A disk's description (model, serial, transport, size, `queue/rotational`; whether it is
+/// a partition or hidden) is read in full once and kept, keyed by the kernel's `diskseq`,
+/// which changes whenever a disk is re-created under the same name, and re-read every
+/// [`REFRESH_EVERY`] samples (a resize keeps the `diskseq`); other samples read only `stat`
+/// and `diskseq`. Disks without `diskseq` (kernels before 5.15) are read in full every time.
+/// Clones share the kept descriptions.
 #[derive(Debug, Clone)]
 pub struct Sysfs {
     root: PathBuf,
     known: Arc<Mutex<HashMap<String, Known>>>,
 }
 
-/// A disk's description as last read in full, valid while `diskseq` is unchanged.
+/// A disk's description as last read in full, valid while `diskseq` is unchanged, for
+/// [`REFRESH_EVERY`] samples.
 #[derive(Debug, Clone)]
 struct Known {
     diskseq: u64,
+    /// Samples served from this description so far.
+    samples: u32,
     /// `None`: a partition or hidden disk, not listed.
     listed: Option<Static>,
 }
@@ -148,7 +152,13 @@ struct Static {
     model: String,
     serial: String,
     transport: String,
+    size_bytes: u64,
+    rotational: bool,
 }
+
+/// A kept description is re-read after this many samples, so a resized disk or a changed
+/// `queue/rotational` shows within a minute at a 1 s interval.
+const REFRESH_EVERY: u32 = 60;
 
 impl Default for Sysfs {
     fn default() -> Self {
@@ -251,11 +261,15 @@ impl Sysfs {
             None => None,
         };
         let kept = diskseq.and_then(|seq| {
-            let known = self.known.lock().ok()?;
-            known.get(name).filter(|k| k.diskseq == seq).cloned()
+            let mut known = self.known.lock().ok()?;
+            let k = known
+                .get_mut(name)
+                .filter(|k| k.diskseq == seq && k.samples < REFRESH_EVERY)?;
+            k.samples += 1;
+            Some(k.listed.clone())
         });
         let listed = match kept {
-            Some(k) => k.listed,
+            Some(listed) => listed,
             None => {
                 let listed = self.read_static(name, dir)?;
                 if let (Some(seq), Ok(mut known)) = (diskseq, self.known.lock()) {
@@ -263,6 +277,7 @@ impl Sysfs {
                         name.to_owned(),
                         Known {
                             diskseq: seq,
+                            samples: 1,
                             listed: listed.clone(),
                         },
                     );
@@ -274,6 +289,8 @@ impl Sysfs {
             model,
             serial,
             transport,
+            size_bytes,
+            rotational,
         }) = listed
         else {
             return Ok(None);
@@ -282,20 +299,6 @@ impl Sysfs {
         let stat_text = read_required(&stat_path)?;
         let counters =
             stat::parse_stat(&stat_text).map_err(|e| Error::parse(&stat_path, &stat_text, e))?;
-
-        let size_path = dir.join("size");
-        let sectors = parse_u64(&size_path, &read_required(&size_path)?)?;
-        let size_bytes = sectors.checked_mul(512).ok_or_else(|| {
-            Error::parse(&size_path, &sectors.to_string(), "size overflows u64 bytes")
-        })?;
-
-        let rot_path = dir.join("queue/rotational");
-        let rotational = match read_required(&rot_path)?.trim() {
-            "0" => false,
-            "1" => true,
-            other => return Err(Error::parse(&rot_path, other, "expected 0 or 1")),
-        };
-
         let kind = classify::classify(name, &transport, rotational);
         Ok(Some(DeviceSample {
             info: DeviceInfo {
@@ -312,9 +315,9 @@ impl Sysfs {
         }))
     }
 
-    /// What does not change while the disk exists; `None` for a partition (defensive: the
-    /// kernel lists only whole disks here) or a hidden disk (an NVMe multipath path device,
-    /// reached through its multipath head).
+    /// Everything but the counters; `None` for a partition (defensive: the kernel lists
+    /// only whole disks here) or a hidden disk (an NVMe multipath path device, reached
+    /// through its multipath head).
     fn read_static(&self, name: &str, dir: &Path) -> Result<Option<Static>, Error> {
         if dir.join("partition").exists() {
             return Ok(None);
@@ -322,6 +325,17 @@ impl Sysfs {
         if read_optional(&dir.join("hidden"))?.as_deref() == Some("1") {
             return Ok(None);
         }
+        let size_path = dir.join("size");
+        let sectors = parse_u64(&size_path, &read_required(&size_path)?)?;
+        let size_bytes = sectors.checked_mul(512).ok_or_else(|| {
+            Error::parse(&size_path, &sectors.to_string(), "size overflows u64 bytes")
+        })?;
+        let rot_path = dir.join("queue/rotational");
+        let rotational = match read_required(&rot_path)?.trim() {
+            "0" => false,
+            "1" => true,
+            other => return Err(Error::parse(&rot_path, other, "expected 0 or 1")),
+        };
         let model = read_optional(&dir.join("device/model"))?.unwrap_or_default();
         let mut serial = String::new();
         for candidate in ["device/serial", "serial", "device/wwid", "wwid"] {
@@ -336,6 +350,8 @@ impl Sysfs {
             model,
             serial,
             transport,
+            size_bytes,
+            rotational,
         }))
     }
 

@@ -208,18 +208,26 @@ fn static_description_is_kept_until_diskseq_changes() {
     let tree = Sysfs::new(tmp.path());
     assert_eq!(tree.sample().unwrap().devices[0].info.serial, "OLD");
 
-    // Same disk (same diskseq): counters, size and rotational are re-read, the serial is not.
+    // Same disk (same diskseq): the counters are re-read, the description is kept...
     fs::write(dir.join("serial"), "NEW\n").unwrap();
     fs::write(dir.join("size"), "4096\n").unwrap();
-    fs::write(dir.join("queue/rotational"), "1\n").unwrap();
     fs::write(dir.join("stat"), "9 2 3 4 5 6 7 8 0 10 11\n").unwrap();
     let again = tree.sample().unwrap();
     let info = &again.devices[0].info;
-    assert_eq!(
-        (info.serial.as_str(), info.size_bytes, info.rotational),
-        ("OLD", 4096 * 512, true)
-    );
+    assert_eq!((info.serial.as_str(), info.size_bytes), ("OLD", 2048 * 512));
     assert_eq!(again.devices[0].counters.read_ios, 9);
+    // ... until REFRESH_EVERY samples have used it (a resize keeps the diskseq).
+    for _ in 2..REFRESH_EVERY {
+        assert_eq!(
+            tree.sample().unwrap().devices[0].info.size_bytes,
+            2048 * 512
+        );
+    }
+    let refreshed = tree.sample().unwrap();
+    assert_eq!(refreshed.devices[0].info.size_bytes, 4096 * 512);
+    fs::write(dir.join("serial"), "OLD\n").unwrap();
+    tree.sample().unwrap();
+    fs::write(dir.join("serial"), "NEW\n").unwrap();
 
     // A swapped disk gets a new diskseq: everything is read afresh.
     fs::write(dir.join("diskseq"), "8\n").unwrap();
