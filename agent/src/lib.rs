@@ -4,6 +4,7 @@
 pub mod erasure;
 pub mod health;
 pub mod metrics;
+pub mod nbd;
 pub mod rates;
 pub mod report;
 pub mod server;
