@@ -8,5 +8,6 @@ pub mod nbd;
 pub mod rates;
 pub mod report;
 pub mod server;
+pub mod shardstore;
 pub mod sysfs;
 pub mod tls;
