@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(prometheus sysstat)
+APT_PACKAGES=(prometheus sysstat qemu-utils libnbd-bin)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

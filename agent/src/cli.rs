@@ -36,6 +36,9 @@ pub enum Command {
     /// Erasure-coded archives of the cold tier: encode, restore, verify, scrub.
     #[command(subcommand)]
     Ec(crate::ec_cli::EcCommand),
+    /// Export an erasure-coded archive read-only over NBD.
+    #[command(subcommand)]
+    Nbd(crate::nbd_cli::NbdCommand),
 }
 
 /// Output formats of `devices`.

@@ -8,6 +8,7 @@
 
 mod cli;
 mod ec_cli;
+mod nbd_cli;
 mod output;
 
 use std::io::{self, Write};
@@ -46,7 +47,7 @@ fn run(command: Command) -> Result<(), RunError> {
         }
         Command::Devices(args) => cli::run_devices(&args, &mut out),
         // Dispatched by `main` before `run`: these commands choose their own exit status.
-        Command::Node(_) | Command::Ec(_) => Ok(()),
+        Command::Node(_) | Command::Ec(_) | Command::Nbd(_) => Ok(()),
     }
 }
 
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
     let command = match cli.command {
         Command::Node(node) => return node.run(),
         Command::Ec(ec) => return ec_cli::run(ec),
+        Command::Nbd(nbd) => return nbd_cli::run(nbd),
         command => command,
     };
     match run(command) {

@@ -82,6 +82,7 @@ fn start_agent(
         interval: Duration::from_secs(1),
         metrics_addr: format!("{ip}:0").parse().unwrap(),
         node_name: Some(node.to_string()),
+        shard_store_dir: None,
     };
     let (tx, rx) = oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {

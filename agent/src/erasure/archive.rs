@@ -3,6 +3,7 @@
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::fsutil::{MANIFEST, archive_dir, check_shard_dirs, shard_path};
 use super::manifest::{Manifest, State};
@@ -32,6 +33,8 @@ pub struct ArchiveReader {
     pub(crate) slots: Vec<Option<Slot>>,
     pub(crate) blanks: Vec<Blank>,
     pub(crate) codec: Codec,
+    /// Calls of [`ArchiveReader::read_range`] that had to rebuild at least one block.
+    pub(crate) degraded_reads: AtomicU64,
 }
 
 /// Outcome of reading one block.
@@ -134,12 +137,27 @@ impl ArchiveReader {
             slots,
             blanks,
             codec,
+            degraded_reads: AtomicU64::new(0),
         })
     }
 
     /// The archive's manifest (with the `shard_index` of the first copy read).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Indices of the shards whose file could not be opened when the archive was opened
+    /// (reads of their blocks are rebuilt from the others).
+    pub fn missing_shards(&self) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].as_ref().is_none_or(|s| s.file.is_none()))
+            .collect()
+    }
+
+    /// How many [`ArchiveReader::read_range`] calls so far had to rebuild at least one
+    /// missing or corrupt block.
+    pub fn degraded_reads(&self) -> u64 {
+        self.degraded_reads.load(Ordering::Relaxed)
     }
 
     /// Fails unless at least `k` shard files are present.
@@ -236,6 +254,7 @@ impl ArchiveReader {
         let mut out = Vec::with_capacity(len as usize);
         let mut buf = vec![0u8; (self.manifest.k + self.manifest.m) * block as usize];
         let mut pos = offset;
+        let mut degraded = false;
         while pos < end {
             let stripe = pos / stripe_bytes;
             let base = stripe * stripe_bytes;
@@ -243,9 +262,12 @@ impl ArchiveReader {
             let first = ((pos - base) / block) as usize;
             let last = ((stop - 1 - base) / block) as usize;
             let need: Vec<usize> = (first..=last).collect();
-            self.read_stripe(stripe, &need, &mut buf)?;
+            degraded |= !self.read_stripe(stripe, &need, &mut buf)?.is_empty();
             out.extend_from_slice(&buf[(pos - base) as usize..(stop - base) as usize]);
             pos = stop;
+        }
+        if degraded {
+            self.degraded_reads.fetch_add(1, Ordering::Relaxed);
         }
         Ok(out)
     }

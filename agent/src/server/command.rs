@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use couchestor_proto::agent::v1::shard_store_server::ShardStoreServer;
 use tonic::service::RoutesBuilder;
 
 use super::{ServeArgs, serve, shutdown_signal};
@@ -59,7 +60,23 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args, RoutesBuilder::default(), shutdown_signal())) {
+    let mut routes = RoutesBuilder::default();
+    if let Some(dir) = &args.shard_store_dir {
+        match crate::shardstore::ShardStoreService::new(dir) {
+            Ok(store) => {
+                tracing::info!("ShardStore serving shards from {}", dir.display());
+                routes.add_service(
+                    ShardStoreServer::new(store)
+                        .max_decoding_message_size(super::MAX_REQUEST_BYTES),
+                );
+            }
+            Err(e) => {
+                eprintln!("couchestor-agent: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match runtime.block_on(serve(args, routes, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("couchestor-agent: error: {e}");

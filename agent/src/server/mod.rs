@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Kubernetes node name reported by the agent (default: the host name).
     #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     pub node_name: Option<String>,
+    /// Serve the ShardStore API too, storing shards pushed by other agents in this
+    /// directory (which must exist).
+    #[arg(long, value_name = "DIR")]
+    pub shard_store_dir: Option<PathBuf>,
 }
 
 /// Parses `--interval`: decimal seconds in 0.1..=3600.

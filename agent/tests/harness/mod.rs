@@ -85,6 +85,16 @@ pub struct Agent {
 /// Starts agent number `index` on `sysfs_root`, sampling every second, with its own
 /// server certificate for `agent-<index>.test`.
 pub fn start_agent(pki: &Pki, index: usize, sysfs_root: &Path) -> Agent {
+    start_agent_with(pki, index, sysfs_root, &[])
+}
+
+/// Like [`start_agent`], with extra `serve` arguments.
+pub fn start_agent_with(
+    pki: &Pki,
+    index: usize,
+    sysfs_root: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> Agent {
     let server_name = format!("agent-{index}.test");
     let cert = pki.ca.server_cert(&[&server_name, "127.0.0.1"]).unwrap();
     let cert_path = pki.write(&format!("agent-{index}.crt"), &cert.cert_pem);
@@ -107,6 +117,7 @@ pub fn start_agent(pki: &Pki, index: usize, sysfs_root: &Path) -> Agent {
         .arg("--sysfs-root")
         .arg(sysfs_root)
         .args(["--interval", "1", "--node-name", &node_name])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

@@ -1,0 +1,47 @@
+//! Agent-to-agent shard streaming: the `ShardStore` gRPC service (served by `serve` beside
+//! `NodeAgent`, behind the same mutual TLS, when `--shard-store-dir` is given) and a client
+//! to push and pull shards.
+//!
+//! Layout of the store directory, compatible with an erasure-coding shard directory:
+//!
+//! ```text
+//! DIR/<archive-id>/shard-<i>.dat          the shard's bytes
+//! DIR/<archive-id>/shard-<i>.dat.sha256   "<64 hex digits> <length>\n", written after it
+//! ```
+//!
+//! A put is received into a temporary file in `DIR/<archive-id>/`, checked (length,
+//! SHA-256), fsynced, renamed into place without replacing anything, and the directory is
+//! fsynced; a failed put leaves no file behind.
+
+pub mod client;
+pub mod service;
+
+pub use client::{ClientError, ShardStoreClient};
+pub use service::{MAX_CHUNK_BYTES, ShardStoreService, StoreError};
+
+use std::path::{Path, PathBuf};
+
+/// Largest shard index accepted (`k + m` is at most 32).
+pub const MAX_SHARD_INDEX: u32 = crate::erasure::MAX_SHARDS as u32 - 1;
+
+/// `DIR/<id>/shard-<index>.dat`.
+pub fn shard_file(root: &Path, archive_id: &str, index: u32) -> PathBuf {
+    root.join(archive_id).join(format!("shard-{index}.dat"))
+}
+
+/// The checksum file beside a shard file.
+pub fn checksum_file(shard: &Path) -> PathBuf {
+    let mut name = shard.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+/// SHA-256 as 64 lowercase hex digits.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// True for 64 lowercase hex digits.
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

@@ -1,0 +1,492 @@
+//! The `couchestor.agent.v1.ShardStore` service over a store directory.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use couchestor_proto::agent::v1 as proto;
+use futures::{Stream, StreamExt};
+use proto::put_shard_chunk::Chunk;
+use proto::shard_store_server::ShardStore;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{MAX_SHARD_INDEX, checksum_file, hex, is_sha256_hex, shard_file};
+use crate::erasure::check_archive_id;
+
+/// Largest data chunk accepted in `PutShard` and sent by `GetShard` (1 MiB).
+pub const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+/// Why the store directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `--shard-store-dir` does not exist or is not a directory.
+    #[error("shard store directory {0} does not exist or is not a directory")]
+    NotADirectory(PathBuf),
+}
+
+/// The `ShardStore` service, storing shards under one directory.
+#[derive(Debug, Clone)]
+pub struct ShardStoreService {
+    root: PathBuf,
+}
+
+impl ShardStoreService {
+    /// A service storing shards under `root`, which must be an existing directory.
+    pub fn new(root: &Path) -> Result<Self, StoreError> {
+        if !root.is_dir() {
+            return Err(StoreError::NotADirectory(root.to_path_buf()));
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Checks an archive id and a shard index from a request.
+fn check_target(archive_id: &str, index: u32) -> Result<(), Status> {
+    check_archive_id(archive_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    if index > MAX_SHARD_INDEX {
+        return Err(Status::invalid_argument(format!(
+            "shard index {index} is out of range (0 to {MAX_SHARD_INDEX})"
+        )));
+    }
+    Ok(())
+}
+
+fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> Status {
+    tracing::warn!("shard store: cannot {what} {}: {e}", path.display());
+    Status::internal(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// The recorded checksum of a stored shard: (SHA-256 hex, length).
+fn read_checksum(shard: &Path) -> io::Result<(String, u64)> {
+    let text = fs::read_to_string(checksum_file(shard))?;
+    let mut parts = text.split_whitespace();
+    let sha = parts.next().filter(|s| is_sha256_hex(s));
+    let len = parts.next().and_then(|l| l.parse().ok());
+    match (sha, len) {
+        (Some(sha), Some(len)) => Ok((sha.to_string(), len)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed checksum file {:?}", text.trim()),
+        )),
+    }
+}
+
+/// SHA-256 and length of a file's content.
+fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; MAX_CHUNK_BYTES];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((hex(ctx.finish().as_ref()), len))
+}
+
+/// The identity (SHA-256, length) of a stored shard: its checksum file, or its content
+/// when the checksum file is missing. `None` when the shard is not stored.
+fn stored_identity(shard: &Path) -> io::Result<Option<(String, u64)>> {
+    if !shard.exists() {
+        return Ok(None);
+    }
+    match read_checksum(shard) {
+        Ok(id) => Ok(Some(id)),
+        Err(_) => hash_file(shard).map(Some),
+    }
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("file task failed: {e}")))?
+}
+
+/// Outcome of storing a received shard.
+enum Stored {
+    New,
+    Identical,
+}
+
+type ShardDataStream = Pin<Box<dyn Stream<Item = Result<proto::ShardData, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ShardStore for ShardStoreService {
+    async fn put_shard(
+        &self,
+        request: Request<Streaming<proto::PutShardChunk>>,
+    ) -> Result<Response<proto::PutShardResponse>, Status> {
+        let peer = request.remote_addr();
+        let mut stream = request.into_inner();
+        let header = match stream.next().await {
+            Some(Ok(proto::PutShardChunk {
+                chunk: Some(Chunk::Header(h)),
+            })) => h,
+            Some(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first PutShard message must carry the header",
+                ));
+            }
+            Some(Err(status)) => return Err(status),
+            None => return Err(Status::invalid_argument("PutShard stream is empty")),
+        };
+        let (id, index, length) = (header.archive_id.clone(), header.shard_index, header.length);
+        check_target(&id, index)?;
+        if !is_sha256_hex(&header.sha256) {
+            return Err(Status::invalid_argument(format!(
+                "sha256 {:?} is not 64 lowercase hex digits",
+                header.sha256
+            )));
+        }
+        let shard = shard_file(&self.root, &id, index);
+        let dir = self.root.join(&id);
+        // An existing, different shard is refused before any data is read.
+        let existing = {
+            let shard = shard.clone();
+            blocking(move || stored_identity(&shard).map_err(|e| internal("read", &shard, e)))
+                .await?
+        };
+        if let Some((sha, len)) = &existing
+            && (sha != &header.sha256 || *len != length)
+        {
+            return Err(Status::already_exists(format!(
+                "shard {index} of archive {id:?} is already stored with a different content \
+                 (sha256 {sha}, {len} bytes)"
+            )));
+        }
+
+        // Receive into a temporary file in the archive's directory.
+        let (created_dir, tmp) = {
+            let (dir, root) = (dir.clone(), self.root.clone());
+            blocking(move || {
+                let created = !dir.exists();
+                if created {
+                    fs::create_dir(&dir)
+                        .or_else(|e| {
+                            if e.kind() == io::ErrorKind::AlreadyExists {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                        .map_err(|e| internal("create", &dir, e))?;
+                    fsync_dir(&root).map_err(|e| internal("fsync", &root, e))?;
+                }
+                let tmp = tempfile::Builder::new()
+                    .prefix(".put-")
+                    .suffix(".tmp")
+                    .tempfile_in(&dir)
+                    .map_err(|e| internal("create a temporary file in", &dir, e))?;
+                Ok((created, tmp))
+            })
+            .await?
+        };
+        let cleanup_dir = move |dir: PathBuf| async move {
+            if created_dir {
+                // Only removes the directory if it is still empty.
+                if let Err(e) = tokio::fs::remove_dir(&dir).await {
+                    tracing::debug!("shard store: {} kept: {e}", dir.display());
+                }
+            }
+        };
+        let (std_file, tmp_path) = tmp.into_parts();
+        let received = receive(&mut stream, std_file, &header).await;
+        if let Err(status) = received {
+            drop(tmp_path);
+            cleanup_dir(dir).await;
+            tracing::warn!(
+                ?peer,
+                "PutShard {id:?}/{index} refused: {}",
+                status.message()
+            );
+            return Err(status);
+        }
+
+        let stored = {
+            let (shard, dir, sha) = (shard.clone(), dir.clone(), header.sha256.clone());
+            blocking(move || {
+                match tmp_path.persist_noclobber(&shard) {
+                    Ok(()) => {}
+                    Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+                        // Another put of this shard won the race: fine if identical.
+                        let other =
+                            stored_identity(&shard).map_err(|e| internal("read", &shard, e))?;
+                        return match other {
+                            Some((s, l)) if s == sha && l == length => Ok(Stored::Identical),
+                            _ => Err(Status::already_exists(format!(
+                                "shard {} was stored concurrently with a different content",
+                                shard.display()
+                            ))),
+                        };
+                    }
+                    Err(e) => return Err(internal("rename into", &shard, e.error)),
+                }
+                let sums = tempfile::Builder::new()
+                    .prefix(".sum-")
+                    .suffix(".tmp")
+                    .tempfile_in(&dir)
+                    .map_err(|e| internal("create a temporary file in", &dir, e))?;
+                fs::write(sums.path(), format!("{sha} {length}\n"))
+                    .and_then(|()| sums.as_file().sync_all())
+                    .map_err(|e| internal("write", sums.path(), e))?;
+                let target = checksum_file(&shard);
+                sums.persist(&target)
+                    .map_err(|e| internal("rename into", &target, e.error))?;
+                fsync_dir(&dir).map_err(|e| internal("fsync", &dir, e))?;
+                Ok(Stored::New)
+            })
+            .await
+        };
+        match stored {
+            Ok(Stored::New) => {
+                tracing::info!(?peer, "PutShard {id:?}/{index}: {length} bytes stored");
+                Ok(Response::new(proto::PutShardResponse {
+                    bytes_written: length,
+                }))
+            }
+            Ok(Stored::Identical) => {
+                Ok(Response::new(proto::PutShardResponse { bytes_written: 0 }))
+            }
+            Err(status) => {
+                cleanup_dir(dir).await;
+                Err(status)
+            }
+        }
+    }
+
+    type GetShardStream = ShardDataStream;
+
+    async fn get_shard(
+        &self,
+        request: Request<proto::GetShardRequest>,
+    ) -> Result<Response<Self::GetShardStream>, Status> {
+        let req = request.into_inner();
+        check_target(&req.archive_id, req.shard_index)?;
+        let shard = shard_file(&self.root, &req.archive_id, req.shard_index);
+        let (file, size) = {
+            let shard = shard.clone();
+            let (id, index) = (req.archive_id.clone(), req.shard_index);
+            blocking(move || {
+                let file = File::open(&shard).map_err(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Status::not_found(format!(
+                            "shard {index} of archive {id:?} is not stored here"
+                        ))
+                    } else {
+                        internal("open", &shard, e)
+                    }
+                })?;
+                let size = file
+                    .metadata()
+                    .map_err(|e| internal("stat", &shard, e))?
+                    .len();
+                Ok((file, size))
+            })
+            .await?
+        };
+        let end = if req.length == 0 {
+            Some(size)
+        } else {
+            req.offset.checked_add(req.length)
+        };
+        let end = match end {
+            Some(end) if req.offset <= size && end <= size => end,
+            _ => {
+                return Err(Status::out_of_range(format!(
+                    "range {}+{} is beyond the end of shard {} of archive {:?} ({size} bytes)",
+                    req.offset, req.length, req.shard_index, req.archive_id
+                )));
+            }
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let start = req.offset;
+        tokio::task::spawn_blocking(move || {
+            let mut pos = start;
+            while pos < end {
+                let n = (end - pos).min(MAX_CHUNK_BYTES as u64) as usize;
+                let mut data = vec![0u8; n];
+                let item = match file.read_exact_at(&mut data, pos) {
+                    Ok(()) => Ok(proto::ShardData { offset: pos, data }),
+                    Err(e) => Err(internal("read", &shard, e)),
+                };
+                let failed = item.is_err();
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
+                }
+                pos += n as u64;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn verify_shards(
+        &self,
+        request: Request<proto::VerifyShardsRequest>,
+    ) -> Result<Response<proto::VerifyShardsResponse>, Status> {
+        let id = request.into_inner().archive_id;
+        check_archive_id(&id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let root = self.root.clone();
+        let shards = blocking(move || verify(&root, &id)).await?;
+        Ok(Response::new(proto::VerifyShardsResponse { shards }))
+    }
+}
+
+/// Streams the data chunks after the header into `file`, checking sizes and the SHA-256,
+/// and fsyncs it.
+async fn receive(
+    stream: &mut Streaming<proto::PutShardChunk>,
+    file: File,
+    header: &proto::ShardHeader,
+) -> Result<(), Status> {
+    let mut file = tokio::fs::File::from_std(file);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut received = 0u64;
+    while let Some(message) = stream.next().await {
+        let data = match message?.chunk {
+            Some(Chunk::Data(data)) => data,
+            Some(Chunk::Header(_)) => {
+                return Err(Status::invalid_argument(
+                    "PutShard carries a second header; only the first message may",
+                ));
+            }
+            None => continue,
+        };
+        if data.len() > MAX_CHUNK_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "a chunk of {} bytes exceeds the {MAX_CHUNK_BYTES}-byte limit",
+                data.len()
+            )));
+        }
+        received += data.len() as u64;
+        if received > header.length {
+            return Err(Status::invalid_argument(format!(
+                "more data than the announced length of {} bytes",
+                header.length
+            )));
+        }
+        ctx.update(&data);
+        file.write_all(&data)
+            .await
+            .map_err(|e| Status::internal(format!("cannot write the shard: {e}")))?;
+    }
+    if received != header.length {
+        return Err(Status::invalid_argument(format!(
+            "the stream ended after {received} of the announced {} bytes",
+            header.length
+        )));
+    }
+    let sha = hex(ctx.finish().as_ref());
+    if sha != header.sha256 {
+        return Err(Status::data_loss(format!(
+            "SHA-256 of the received data is {sha}, the header says {}: shard {} of archive {:?} \
+             not stored",
+            header.sha256, header.shard_index, header.archive_id
+        )));
+    }
+    file.flush()
+        .await
+        .map_err(|e| Status::internal(format!("cannot write the shard: {e}")))?;
+    file.sync_all()
+        .await
+        .map_err(|e| Status::internal(format!("cannot fsync the shard: {e}")))?;
+    Ok(())
+}
+
+/// Checks every shard of `id` stored under `root` against its recorded SHA-256.
+fn verify(root: &Path, id: &str) -> Result<Vec<proto::ShardState>, Status> {
+    let dir = root.join(id);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Status::not_found(format!(
+                "archive {id:?} is not stored here"
+            )));
+        }
+        Err(e) => return Err(internal("list", &dir, e)),
+    };
+    let mut indices = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let index = name
+            .strip_prefix("shard-")
+            .and_then(|n| {
+                n.strip_suffix(".dat")
+                    .or_else(|| n.strip_suffix(".dat.sha256"))
+            })
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(i) = index
+            && !indices.contains(&i)
+        {
+            indices.push(i);
+        }
+    }
+    indices.sort_unstable();
+    let mut states = Vec::with_capacity(indices.len());
+    for index in indices {
+        let shard = shard_file(root, id, index);
+        let state = |present, checksum_ok, detail: String| proto::ShardState {
+            shard_index: index,
+            present,
+            checksum_ok,
+            detail,
+        };
+        if !shard.exists() {
+            states.push(state(
+                false,
+                false,
+                "shard file missing (checksum file left)".into(),
+            ));
+            continue;
+        }
+        let recorded = match read_checksum(&shard) {
+            Ok(r) => r,
+            Err(e) => {
+                states.push(state(true, false, format!("no usable checksum: {e}")));
+                continue;
+            }
+        };
+        match hash_file(&shard) {
+            Ok(actual) if actual == recorded => {
+                states.push(state(
+                    true,
+                    true,
+                    format!("{} bytes, sha256 {}", actual.1, actual.0),
+                ));
+            }
+            Ok((sha, len)) => states.push(state(
+                true,
+                false,
+                format!(
+                    "content is {len} bytes with sha256 {sha}, recorded {} bytes with sha256 {}",
+                    recorded.1, recorded.0
+                ),
+            )),
+            Err(e) => states.push(state(true, false, format!("cannot read: {e}"))),
+        }
+    }
+    Ok(states)
+}
