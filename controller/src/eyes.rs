@@ -64,6 +64,10 @@ pub struct Eyes {
     config: EyesConfig,
     cache: Mutex<HashMap<u64, CacheEntry>>,
     requests: std::sync::atomic::AtomicU64,
+    /// Microseconds spent in answered queries, request to parsed answer.
+    query_micros: std::sync::atomic::AtomicU64,
+    /// Series in the last answer.
+    last_series: std::sync::atomic::AtomicU64,
 }
 
 impl Eyes {
@@ -80,12 +84,24 @@ impl Eyes {
             config,
             cache: Mutex::new(HashMap::new()),
             requests: 0.into(),
+            query_micros: 0.into(),
+            last_series: 0.into(),
         })
     }
 
     /// Number of HTTP requests sent to Prometheus so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Seconds spent in answered queries so far (request sent to answer parsed).
+    pub fn query_seconds(&self) -> f64 {
+        self.query_micros.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+    }
+
+    /// Number of series (volumes) in the last answer.
+    pub fn last_series(&self) -> u64 {
+        self.last_series.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// All volumes' IOPS samples over `window` ending at `now` (Unix seconds): one range query,
@@ -99,6 +115,7 @@ impl Eyes {
         }
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
         let answer = self
             .client
             .query_range(
@@ -130,6 +147,10 @@ impl Eyes {
             series.insert(pv.clone(), samples);
         }
         let series = Arc::new(series);
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let ordering = std::sync::atomic::Ordering::Relaxed;
+        self.query_micros.fetch_add(took, ordering);
+        self.last_series.store(series.len() as u64, ordering);
         self.cache
             .lock()
             .expect("cache lock")

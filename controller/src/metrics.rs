@@ -1,8 +1,8 @@
 //! The controller's Prometheus metrics.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the controller exports, registered in one registry.
@@ -27,6 +27,10 @@ pub struct Metrics {
     pub metrics_available: IntGaugeVec,
     /// `storage_operator_prometheus_requests_total`: HTTP requests sent to Prometheus.
     pub prometheus_requests: IntGauge,
+    /// `storage_operator_prometheus_query_seconds_total`: time spent in answered heat queries.
+    pub prometheus_query_seconds: Gauge,
+    /// `storage_operator_heat_series`: series (volumes) in the last heat query's answer.
+    pub heat_series: IntGauge,
     /// `storage_operator_agent_up{node}`: 1 when the node's agent answered the last poll.
     pub agent_up: IntGaugeVec,
     /// `storage_operator_policy_phase{policy,phase}`: 1 for the policy's current phase, 0 for
@@ -116,6 +120,16 @@ impl Metrics {
             ),
             &["policy", "phase"],
         )?;
+        let prometheus_query_seconds = Gauge::new(
+            "storage_operator_prometheus_query_seconds_total",
+            "Seconds spent in answered heat queries (request sent to answer parsed).",
+        )?;
+        let heat_series = IntGauge::new(
+            "storage_operator_heat_series",
+            "Series (volumes) in the last heat query's answer.",
+        )?;
+        reg(Box::new(prometheus_query_seconds.clone()))?;
+        reg(Box::new(heat_series.clone()))?;
         reg(Box::new(agent_up.clone()))?;
         reg(Box::new(policy_phase.clone()))?;
         reg(Box::new(reconcile_total.clone()))?;
@@ -138,6 +152,8 @@ impl Metrics {
             planned_moves,
             metrics_available,
             prometheus_requests,
+            prometheus_query_seconds,
+            heat_series,
             agent_up,
             policy_phase,
         })

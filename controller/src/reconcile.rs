@@ -251,6 +251,8 @@ fn record_metrics(ctx: &Context, policy: &str, d: &Decision) {
         .with_label_values(&[policy])
         .set(d.plan.moves.len() as i64);
     m.prometheus_requests.set(ctx.eyes.requests() as i64);
+    m.prometheus_query_seconds.set(ctx.eyes.query_seconds());
+    m.heat_series.set(ctx.eyes.last_series() as i64);
     let mut counts = [0i64; 4];
     for w in &d.observation.volumes {
         counts[w.engine.tier.map_or(3, |t| t as usize)] += 1;
