@@ -36,6 +36,9 @@ pub enum Command {
     /// Erasure-coded archives of the cold tier: encode, restore, verify, scrub.
     #[command(subcommand)]
     Ec(crate::ec_cli::EcCommand),
+    /// The block cache of archive reads: `cache stats`.
+    #[command(subcommand)]
+    Cache(crate::cache_cli::CacheCommand),
 }
 
 /// Output formats of `devices`.

@@ -1,6 +1,7 @@
 //! CoucheStor node agent library: device telemetry read from sysfs, and the rates derived
 //! from it. The `couchestor-agent` binary and (later) its gRPC service build on this.
 
+pub mod cache;
 pub mod erasure;
 pub mod health;
 pub mod metrics;
