@@ -58,7 +58,10 @@ fn main() {
     let reader = || ArchiveReader::open(&dirs, Some("bench")).expect("open archive");
     let mib = scale.source >> 20;
     println!("Block cache benchmark: {mib} MiB source, 4+2 archive (1 MiB shard blocks),");
-    println!("64 KiB cache blocks, 4 KiB reads at 4 KiB-aligned offsets, files in {}", root.display());
+    println!(
+        "64 KiB cache blocks, 4 KiB reads at 4 KiB-aligned offsets, files in {}",
+        root.display()
+    );
 
     let warm_blocks = (data.len() as u64 / BLOCK).min(1024);
     println!("latency of one 4 KiB read (working set {warm_blocks} blocks, read once before):");
@@ -89,7 +92,10 @@ fn main() {
         let archive = CachedArchive::open(reader(), cfg).expect("cache");
         let t = latency(&archive, &data, warm_blocks, scale.latency_reads);
         let s = archive.cache().stats().l2.expect("l2").level;
-        assert_eq!(s.hits as usize, scale.latency_reads, "every timed read hits L2");
+        assert_eq!(
+            s.hits as usize, scale.latency_reads,
+            "every timed read hits L2"
+        );
         let ratio = s.compression_ratio.unwrap_or(0.0);
         println!("  L2 hit (page cache warm): {t}   (zstd-3 compression ratio {ratio:.2})");
     }
@@ -105,10 +111,18 @@ fn main() {
         println!("  miss, read from the shards (page cache warm): {t}");
     }
     for exponent in [0.8, 1.0, 1.2] {
-        zipf(&reader, &data, &tmp.path().join(format!("z{exponent}")), exponent, &scale);
+        zipf(
+            &reader,
+            &data,
+            &tmp.path().join(format!("z{exponent}")),
+            exponent,
+            &scale,
+        );
     }
     if !full {
-        println!("smoke run passed (run `cargo bench -p couchestor-agent --bench cache` to measure)");
+        println!(
+            "smoke run passed (run `cargo bench -p couchestor-agent --bench cache` to measure)"
+        );
     }
 }
 

@@ -49,7 +49,11 @@ fn stats_reports_the_index_and_the_persisted_counters() {
     let (_area, dir) = used_cache();
     let before = snapshot(&dir);
     let out = stats(&dir, "json");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let index = &v["index"];
     assert_eq!(index["entries"], BLOCKS);
@@ -71,7 +75,10 @@ fn stats_reports_the_index_and_the_persisted_counters() {
     let out = stats(&dir, "table");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(&format!("entries            {BLOCKS}")), "{text}");
+    assert!(
+        text.contains(&format!("entries            {BLOCKS}")),
+        "{text}"
+    );
     assert!(text.contains("compression ratio"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("L2 ")), "{text}");
     assert_eq!(snapshot(&dir), before, "cache stats modified the cache");
@@ -100,7 +107,10 @@ fn errors_name_the_problem_exit_1_and_modify_nothing() {
     let out = stats(&missing, "json");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("nope") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("nope") && err.contains("does not exist"),
+        "{err}"
+    );
     assert!(!missing.exists());
 
     let foreign = area.path("d0");
@@ -108,15 +118,25 @@ fn errors_name_the_problem_exit_1_and_modify_nothing() {
     let out = stats(&foreign, "table");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a CoucheStor block cache directory"), "{err}");
+    assert!(
+        err.contains("not a CoucheStor block cache directory"),
+        "{err}"
+    );
     assert_eq!(snapshot(&foreign), before);
 
-    fs::write(dir.join("stats.json"), "{\"format\": \"couchestor-block-cache-stats\", ").unwrap();
+    fs::write(
+        dir.join("stats.json"),
+        "{\"format\": \"couchestor-block-cache-stats\", ",
+    )
+    .unwrap();
     let before = snapshot(&dir);
     let out = stats(&dir, "json");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("stats.json") && err.contains("corrupt"), "{err}");
+    assert!(
+        err.contains("stats.json") && err.contains("corrupt"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
     assert_eq!(snapshot(&dir), before);
 
@@ -131,5 +151,9 @@ fn errors_name_the_problem_exit_1_and_modify_nothing() {
     assert!(err.contains("unsupported cache format version 9"), "{err}");
 
     let out = Command::new(BIN).args(["cache", "stats"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "missing --cache-dir is bad usage");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing --cache-dir is bad usage"
+    );
 }

@@ -51,7 +51,10 @@ fn filled(seed: u64) -> (Area, Vec<u8>, std::path::PathBuf) {
 fn l2_survives_a_restart() {
     let (area, data, dir) = filled(1);
     let s = read_all(&area, &dir, &data).l2.unwrap();
-    assert_eq!((s.level.hits, s.level.misses, s.level.inserts), (BLOCKS, 0, 0));
+    assert_eq!(
+        (s.level.hits, s.level.misses, s.level.inserts),
+        (BLOCKS, 0, 0)
+    );
     assert_eq!(s.level.entries, BLOCKS);
     assert!(s.level.compression_ratio.unwrap() > 1.5);
 }
@@ -65,14 +68,26 @@ fn a_torn_tail_is_truncated_and_reads_stay_exact() {
     let (last_off, last) = recs[recs.len() - 1];
     // Cut the last record in the middle of its payload.
     let cut = last_off + HEADER_LEN as u64 + u64::from(last.stored_len) / 2;
-    OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
     let s = read_all(&area, &dir, &data).l2.unwrap();
     assert_eq!(s.extra.torn_bytes_truncated, cut - last_off);
     assert_eq!((s.level.hits, s.level.misses), (BLOCKS - 1, 1));
-    assert_eq!(fs::metadata(&seg).unwrap().len(), last_off, "tail cut at the record boundary");
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        last_off,
+        "tail cut at the record boundary"
+    );
     // The refetched block went to a new segment; everything is cached again.
     let s = read_all(&area, &dir, &data).l2.unwrap();
-    assert_eq!((s.level.hits, s.level.misses, s.extra.torn_bytes_truncated), (BLOCKS, 0, 0));
+    assert_eq!(
+        (s.level.hits, s.level.misses, s.extra.torn_bytes_truncated),
+        (BLOCKS, 0, 0)
+    );
 }
 
 #[test]
@@ -80,7 +95,11 @@ fn flipped_bytes_are_dropped_when_the_index_is_rebuilt() {
     let (area, data, dir) = filled(3);
     let seg = segments(&dir).pop().unwrap();
     let recs = records(&seg);
-    let file = OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
     // A payload byte of record 3 and a key byte (archive digest) of record 7.
     for (n, at) in [(3usize, HEADER_LEN as u64 + 5), (7, 36)] {
         let off = recs[n].0 + at;
@@ -106,7 +125,10 @@ fn corruption_after_opening_is_caught_by_the_read() {
     let got = archive.read_range(0, SIZE as u64).unwrap();
     assert!(got == data);
     let s = archive.cache().session_stats().l2.unwrap();
-    assert_eq!((s.level.hits, s.level.misses, s.extra.corrupt_dropped), (BLOCKS - 1, 1, 1));
+    assert_eq!(
+        (s.level.hits, s.level.misses, s.extra.corrupt_dropped),
+        (BLOCKS - 1, 1, 1)
+    );
 }
 
 #[test]
@@ -114,7 +136,12 @@ fn a_garbled_header_ends_the_segment_there() {
     let (area, data, dir) = filled(5);
     let seg = segments(&dir).pop().unwrap();
     let (off, _) = records(&seg)[10];
-    OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(b"JUNK", off).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(b"JUNK", off)
+        .unwrap();
     let s = read_all(&area, &dir, &data).l2.unwrap();
     assert_eq!((s.level.hits, s.level.misses), (10, BLOCKS - 10));
     assert_eq!(fs::metadata(&seg).unwrap().len(), off);

@@ -20,7 +20,9 @@ fn check_random_ranges(archive: &CachedArchive, data: &[u8], n: usize, seed: u64
         let offset = rng.random_range(0..=data.len() as u64);
         let max = (data.len() as u64 - offset).min(3 * BS as u64);
         let len = rng.random_range(0..=max);
-        let got = archive.read_range(offset, len).expect("read through the cache");
+        let got = archive
+            .read_range(offset, len)
+            .expect("read through the cache");
         assert!(
             got == data[offset as usize..(offset + len) as usize],
             "wrong bytes at {offset}+{len}"
@@ -76,7 +78,10 @@ fn ranges_outside_the_archive_are_refused() {
             "{offset}+{len}: {err}"
         );
     }
-    assert_eq!(archive.read_range(SIZE as u64, 0).unwrap(), Vec::<u8>::new());
+    assert_eq!(
+        archive.read_range(SIZE as u64, 0).unwrap(),
+        Vec::<u8>::new()
+    );
 }
 
 #[test]
@@ -135,7 +140,10 @@ fn size_bounds_are_respected() {
                 .iter()
                 .map(|p| fs::metadata(p).unwrap().len())
                 .sum();
-            assert!(on_disk <= l2_bytes, "pass {pass} block {b}: {on_disk} bytes on disk");
+            assert!(
+                on_disk <= l2_bytes,
+                "pass {pass} block {b}: {on_disk} bytes on disk"
+            );
             let s = cache.stats();
             assert!(s.l1.stored_bytes <= l1_bytes);
             assert!(s.l2.as_ref().unwrap().extra.disk_bytes == on_disk);
@@ -202,7 +210,13 @@ fn counters_are_exact_for_a_scripted_sequence() {
         );
         assert_eq!((l1.raw_bytes, l1.stored_bytes), (3 * bs, 3 * bs));
         assert_eq!(
-            (l2s.hits, l2s.misses, l2s.inserts, l2s.evictions, l2s.entries),
+            (
+                l2s.hits,
+                l2s.misses,
+                l2s.inserts,
+                l2s.evictions,
+                l2s.entries
+            ),
             (0, 3, 3, 0, 3)
         );
         assert_eq!(l2s.raw_bytes, 3 * bs);
@@ -216,7 +230,10 @@ fn counters_are_exact_for_a_scripted_sequence() {
     let session = archive.cache().session_stats();
     let (l1, l2s) = (&session.l1, &session.l2.as_ref().unwrap().level);
     assert_eq!((l1.hits, l1.misses, l1.inserts), (1, 2, 2));
-    assert_eq!((l2s.hits, l2s.misses, l2s.inserts, l2s.entries), (2, 0, 0, 3));
+    assert_eq!(
+        (l2s.hits, l2s.misses, l2s.inserts, l2s.entries),
+        (2, 0, 0, 3)
+    );
     let total = archive.cache().stats().l2.unwrap().level;
     assert_eq!((total.hits, total.misses, total.inserts), (2, 3, 3));
     assert_eq!(total.hit_ratio, Some(0.4));

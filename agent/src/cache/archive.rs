@@ -142,7 +142,8 @@ impl CachedArchive {
         let data = self.reader.read_range(start, stop - start)?;
         let blocks: Vec<Vec<u8>> = data.chunks(bs as usize).map(<[u8]>::to_vec).collect();
         for (n, block) in blocks.iter().enumerate() {
-            self.cache.fill(self.key(from + n as u64), block, prefetched);
+            self.cache
+                .fill(self.key(from + n as u64), block, prefetched);
         }
         Ok(blocks)
     }

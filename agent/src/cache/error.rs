@@ -22,7 +22,10 @@ pub enum CacheError {
     )]
     NotACacheDir(PathBuf),
     /// The marker or stats file says a format version this build cannot read.
-    #[error("{path}: unsupported cache format version {found} (this agent reads version {})", super::layout::FORMAT_VERSION)]
+    #[error(
+        "{path}: unsupported cache format version {found} (this agent reads version {})",
+        super::layout::FORMAT_VERSION
+    )]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,

@@ -206,7 +206,10 @@ mod tests {
         l1.insert(key(1), &[1; 100], true);
         l1.insert(key(1), &[1; 100], false);
         assert_eq!(counters.snapshot().inserts, 1);
-        assert!(l1.get(&key(1)).unwrap().1, "first read of a prefetched block");
+        assert!(
+            l1.get(&key(1)).unwrap().1,
+            "first read of a prefetched block"
+        );
         assert!(!l1.get(&key(1)).unwrap().1);
     }
 }

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::CacheError;
 use super::key::BlockKey;
 use super::layout::{list_segments, open_dir, segment_path};
 use super::record::{self, HEADER_LEN};
 use super::stats::{L2Extra, LevelCounters, bump};
-use super::CacheError;
 
 /// Where a record lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,11 +152,8 @@ impl L2 {
                 };
                 // Later records win; an earlier copy of the same block stays as dead bytes.
                 if let Some(old) = inner.index.insert(h.key, loc) {
-                    self.counters.removed(
-                        u64::from(old.stored_len),
-                        u64::from(old.raw_len),
-                        false,
-                    );
+                    self.counters
+                        .removed(u64::from(old.stored_len), u64::from(old.raw_len), false);
                 }
                 self.counters
                     .added(u64::from(h.stored_len), u64::from(h.raw_len));
@@ -233,11 +230,8 @@ impl L2 {
         let mut inner = self.lock();
         if inner.index.get(key) == Some(&loc) {
             inner.index.remove(key);
-            self.counters.removed(
-                u64::from(loc.stored_len),
-                u64::from(loc.raw_len),
-                false,
-            );
+            self.counters
+                .removed(u64::from(loc.stored_len), u64::from(loc.raw_len), false);
         }
     }
 
@@ -263,6 +257,9 @@ impl L2 {
         if let Err(e) = self.make_room(&mut inner, len) {
             tracing::warn!("{e}");
             bump(&self.extra.write_errors);
+            return;
+        }
+        if inner.disk_bytes + len > self.limit {
             return;
         }
         let Some((&id, seg)) = inner.segments.iter_mut().next_back() else {
@@ -333,11 +330,8 @@ impl L2 {
                 if inner.index.get(&key).is_some_and(|l| l.segment == id)
                     && let Some(loc) = inner.index.remove(&key)
                 {
-                    self.counters.removed(
-                        u64::from(loc.stored_len),
-                        u64::from(loc.raw_len),
-                        true,
-                    );
+                    self.counters
+                        .removed(u64::from(loc.stored_len), u64::from(loc.raw_len), true);
                 }
             }
         }

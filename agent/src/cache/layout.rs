@@ -142,7 +142,10 @@ mod tests {
         let foreign = tmp.path().join("foreign");
         fs::create_dir(&foreign).unwrap();
         fs::write(foreign.join("data"), b"precious").unwrap();
-        assert!(matches!(open_dir(&foreign), Err(CacheError::NotACacheDir(_))));
+        assert!(matches!(
+            open_dir(&foreign),
+            Err(CacheError::NotACacheDir(_))
+        ));
         assert_eq!(fs::read_dir(&foreign).unwrap().count(), 1);
 
         let dir = tmp.path().join("cache");

@@ -93,7 +93,11 @@ mod tests {
         assert_eq!(s.observe(2, 2, 100, 8), 0..0, "window still ahead");
         assert_eq!(s.observe(3, 5, 100, 8), 0..0);
         assert_eq!(s.observe(6, 6, 100, 8), 10..15, "refilled at half");
-        assert_eq!(s.observe(97, 97, 100, 8), 0..0, "a jump starts a new stream");
+        assert_eq!(
+            s.observe(97, 97, 100, 8),
+            0..0,
+            "a jump starts a new stream"
+        );
         assert_eq!(s.observe(98, 98, 100, 8), 99..100, "clipped at the end");
         assert_eq!(s.observe(99, 99, 100, 8), 0..0);
     }

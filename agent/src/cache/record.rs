@@ -211,7 +211,9 @@ mod tests {
         assert_eq!(decode(&rec, &key(1)).unwrap(), text);
         assert!(decode(&rec, &key(2)).is_none(), "another key is a miss");
 
-        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let rec = encode(&key(1), &noise, 3).unwrap();
         assert_eq!(decode(&rec, &key(1)).unwrap(), noise);
     }

@@ -179,8 +179,7 @@ impl BlockCache {
                 ),
                 extra: L2Extra {
                     corrupt_dropped: b.extra.corrupt_dropped + extra.corrupt_dropped,
-                    torn_bytes_truncated: b.extra.torn_bytes_truncated
-                        + extra.torn_bytes_truncated,
+                    torn_bytes_truncated: b.extra.torn_bytes_truncated + extra.torn_bytes_truncated,
                     write_errors: b.extra.write_errors + extra.write_errors,
                     ..extra
                 },

@@ -69,7 +69,10 @@ pub fn mixed_data(size: usize, seed: u64) -> Vec<u8> {
         if n % 2 == 0 {
             rng.fill_bytes(chunk);
         } else {
-            let line = format!("seed {seed} chunk {n} the quick brown fox {} ", rng.random::<u16>());
+            let line = format!(
+                "seed {seed} chunk {n} the quick brown fox {} ",
+                rng.random::<u16>()
+            );
             for (b, c) in chunk.iter_mut().zip(line.bytes().cycle()) {
                 *b = c;
             }
