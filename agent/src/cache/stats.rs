@@ -261,9 +261,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("stats.json");
         assert_eq!(StatsFile::load(&path).unwrap(), None);
-        let mut stats = CacheStats::default();
-        stats.l2 = Some(L2Stats::default());
-        stats.l1 = LevelStats::new([3, 1, 1, 0], 1, 10, 20);
+        let stats = CacheStats {
+            l1: LevelStats::new([3, 1, 1, 0], 1, 10, 20),
+            l2: Some(L2Stats::default()),
+            ..CacheStats::default()
+        };
         let file = StatsFile::new(&stats);
         file.save(&path).unwrap();
         assert_eq!(StatsFile::load(&path).unwrap(), Some(file));
