@@ -39,6 +39,9 @@ pub enum Command {
     /// Export an erasure-coded archive read-only over NBD.
     #[command(subcommand)]
     Nbd(crate::nbd_cli::NbdCommand),
+    /// The block cache of archive reads: `cache stats`.
+    #[command(subcommand)]
+    Cache(crate::cache_cli::CacheCommand),
 }
 
 /// Output formats of `devices`.

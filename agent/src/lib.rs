@@ -2,6 +2,7 @@
 //! from it. The `couchestor-agent` binary and (later) its gRPC service build on this.
 
 pub mod aliases;
+pub mod cache;
 pub mod erasure;
 pub mod health;
 pub mod metrics;

@@ -6,6 +6,7 @@
 //! Exit status: 0 on success, 2 on bad usage, 1 on a runtime error (the message names the
 //! file or directory involved).
 
+mod cache_cli;
 mod cli;
 mod ec_cli;
 mod nbd_cli;
@@ -47,7 +48,7 @@ fn run(command: Command) -> Result<(), RunError> {
         }
         Command::Devices(args) => cli::run_devices(&args, &mut out),
         // Dispatched by `main` before `run`: these commands choose their own exit status.
-        Command::Node(_) | Command::Ec(_) | Command::Nbd(_) => Ok(()),
+        Command::Node(_) | Command::Ec(_) | Command::Nbd(_) | Command::Cache(_) => Ok(()),
     }
 }
 
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
         Command::Node(node) => return node.run(),
         Command::Ec(ec) => return ec_cli::run(ec),
         Command::Nbd(nbd) => return nbd_cli::run(nbd),
+        Command::Cache(c) => return cache_cli::run(c),
         command => command,
     };
     match run(command) {
