@@ -1,6 +1,6 @@
 # The one test command: installs what the suite needs, then lints and runs every test.
 # `.ci/run` calls `make test`, and so does a developer on a fresh machine.
-.PHONY: test deps lint unit crds
+.PHONY: test deps lint unit crds operator-yaml
 
 test: deps lint
 	cargo test --workspace --all-targets
@@ -15,3 +15,11 @@ lint:
 # Regenerates deploy/crds/ from the Rust types (a test fails when they drift).
 crds:
 	cargo run -q -p couchestor-controller -- crd > deploy/crds/crds.yaml
+	cp deploy/crds/crds.yaml charts/couchestor/crds/crds.yaml
+
+# Regenerates deploy/operator.yaml (the chart rendered with default values, CRDs included, no
+# generated certificates) with helm built from Go modules (a test fails when it drifts).
+operator-yaml:
+	tests/helm/build.sh
+	target/testenv/bin/helm template couchestor charts/couchestor --namespace couchestor-system \
+	  --include-crds --set tls.generate=false > deploy/operator.yaml
