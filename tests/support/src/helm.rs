@@ -156,3 +156,24 @@ fn obj_kind(o: &Value) -> &str {
 fn obj_name(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or_default()
 }
+
+/// Writes every `data` key of the rendered Secret `name` (base64-decoded) as a file in `dir`,
+/// which is created, and returns `dir`.
+pub fn write_secret(objs: &[Value], name: &str, dir: &Path) -> Result<PathBuf> {
+    use base64::Engine as _;
+    let secret = objs
+        .iter()
+        .find(|o| obj_kind(o) == "Secret" && obj_name(o) == name)
+        .with_context(|| format!("no Secret {name} rendered"))?;
+    std::fs::create_dir_all(dir)?;
+    let data = secret["data"]
+        .as_object()
+        .with_context(|| format!("Secret {name} has no data"))?;
+    for (key, value) in data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().context("data value is a string")?)
+            .with_context(|| format!("{name}/{key} is not base64"))?;
+        std::fs::write(dir.join(key), bytes)?;
+    }
+    Ok(dir.to_path_buf())
+}
