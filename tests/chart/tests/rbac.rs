@@ -35,14 +35,6 @@ type Attr = (
 /// namespace = cluster-wide, `Some("")` = the release namespace.
 const ALLOWED: &[Attr] = &[
     (
-        "get",
-        "storage.billyronks.io",
-        "storagepolicies",
-        "",
-        None,
-        "",
-    ),
-    (
         "list",
         "storage.billyronks.io",
         "storagepolicies",
@@ -65,14 +57,6 @@ const ALLOWED: &[Attr] = &[
         "status",
         None,
         "p",
-    ),
-    (
-        "get",
-        "storage.billyronks.io",
-        "volumemigrations",
-        "",
-        None,
-        "",
     ),
     (
         "list",
@@ -138,8 +122,24 @@ const ALLOWED: &[Attr] = &[
     ("watch", "", "pods", "", Some(""), ""),
 ];
 
-/// Powers the controller must not have.
+/// Powers the controller must not have (including reads it never makes).
 const DENIED: &[Attr] = &[
+    (
+        "get",
+        "storage.billyronks.io",
+        "storagepolicies",
+        "",
+        None,
+        "p",
+    ),
+    (
+        "get",
+        "storage.billyronks.io",
+        "volumemigrations",
+        "",
+        None,
+        "m",
+    ),
     ("list", "", "secrets", "", None, ""),
     ("get", "", "secrets", "", Some(""), "couchestor-agent-tls"),
     ("list", "", "secrets", "", Some(""), ""),
