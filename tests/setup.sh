@@ -2,13 +2,14 @@
 # Installs everything the test suite needs on a fresh Debian machine, idempotently:
 #   - Debian packages (Prometheus for the Eyes tests, and the tools later suites use);
 #   - etcd + kube-apiserver built from Go modules into target/testenv/bin (tests/testenv/);
+#   - helm built from Go modules into target/testenv/bin (tests/helm/);
 #   - rustfmt and clippy.
 # Warm runs take seconds: packages are checked before apt runs, and Go's build cache
 # (~/.cache/go-build) plus the module cache (~/go/pkg/mod) make the testenv build a no-op or a link.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(prometheus sysstat qemu-utils libnbd-bin)
+APT_PACKAGES=(prometheus sysstat qemu-utils libnbd-bin openssl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -23,6 +24,7 @@ fi
 
 command -v go >/dev/null || { echo "setup: Go is required to build the test control plane (tests/testenv)" >&2; exit 1; }
 tests/testenv/build.sh
+tests/helm/build.sh
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 for c in "cargo fmt" "cargo clippy"; do

@@ -3,14 +3,17 @@
 //! - [`cluster()`]: etcd + kube-apiserver built from Go modules (`tests/testenv/`), with TLS,
 //!   token auth, RBAC, and the project's CRDs installed. One per test binary.
 //! - [`prometheus()`]: Debian's Prometheus, backfilled with series a test writes.
+//! - [`helm::helm()`]: Helm built from Go modules (`tests/helm/`), to render the chart.
 //!
 //! When a component cannot start, tests are skipped with a printed reason, except under
 //! `CI=true`, where they fail with that reason.
 
 pub mod cluster;
+pub mod helm;
 pub mod pki;
 pub mod process;
 pub mod prometheus;
+pub mod serviceaccount;
 
 pub use cluster::{TestCluster, cluster};
 pub use prometheus::{OpenMetrics, TestPrometheus, prometheus};

@@ -1,0 +1,239 @@
+//! Shared plumbing of the chart tests: the value combinations the chart is rendered with,
+//! object lookup in a render, server-side apply of rendered objects to the test
+//! kube-apiserver, and the metric names the project really exports.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use couchestor_testsupport::TestCluster;
+use couchestor_testsupport::cluster::read_crds;
+use couchestor_testsupport::workspace_root;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use serde_json::Value;
+
+/// The release name every test renders with (as in deploy/operator.yaml).
+pub const RELEASE: &str = "couchestor";
+/// The namespace deploy/operator.yaml is rendered for.
+pub const OPERATOR_NAMESPACE: &str = "couchestor-system";
+
+/// The `helm template` arguments deploy/operator.yaml is rendered with (`make operator-yaml`):
+/// default values, CRDs included, and no generated certificates (a committed manifest must not
+/// carry a private key; the user creates the two TLS Secrets, see docs/installation.md).
+pub const OPERATOR_ARGS: &[&str] = &["--include-crds", "--set", "tls.generate=false"];
+
+/// A named set of `helm template` value arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct Combo {
+    /// What it exercises.
+    pub name: &'static str,
+    /// `--set ...` arguments.
+    pub args: &'static [&'static str],
+}
+
+/// The value combinations every render, lint and apply test runs.
+pub const COMBOS: &[Combo] = &[
+    Combo {
+        name: "defaults (generated TLS, monitoring off)",
+        args: &[],
+    },
+    Combo {
+        name: "supplied TLS Secrets",
+        args: &[
+            "--set",
+            "tls.generate=false",
+            "--set",
+            "tls.agentSecret=my-agent-tls",
+            "--set",
+            "tls.controllerSecret=my-controller-tls",
+        ],
+    },
+    Combo {
+        name: "monitoring on (ServiceMonitor, PrometheusRule, dashboard)",
+        args: &[
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.prometheusRule.enabled=true",
+            "--set",
+            "metrics.dashboard.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.labels.release=prometheus",
+        ],
+    },
+    Combo {
+        name: "supplied TLS + monitoring + tcpSocket probes + scheduling knobs",
+        args: &[
+            "--set",
+            "tls.generate=false",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.prometheusRule.enabled=true",
+            "--set",
+            "metrics.dashboard.enabled=true",
+            "--set",
+            "agent.probe=tcpSocket",
+            "--set",
+            "agent.nodeSelector.openebs\\.io/engine=mayastor",
+            "--set",
+            "agent.tolerations[0].key=storage",
+            "--set",
+            "agent.tolerations[0].operator=Exists",
+            "--set",
+            "controller.image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "--set",
+            "controller.mayastorVersion=2.9.0",
+            "--set",
+            "controller.dryRun=true",
+        ],
+    },
+    Combo {
+        name: "controller only (no agent), one replica",
+        args: &[
+            "--set",
+            "agent.enabled=false",
+            "--set",
+            "controller.replicas=1",
+        ],
+    },
+];
+
+/// `kind` of a rendered object.
+pub fn kind(o: &Value) -> &str {
+    o["kind"].as_str().unwrap_or_default()
+}
+
+/// `metadata.name` of a rendered object.
+pub fn name(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// Every object of `kind`.
+pub fn of_kind<'a>(objs: &'a [Value], k: &str) -> Vec<&'a Value> {
+    objs.iter().filter(|o| kind(o) == k).collect()
+}
+
+/// The one object of `kind` whose name ends with `suffix`; panics with the rendered names
+/// otherwise.
+pub fn one<'a>(objs: &'a [Value], k: &str, suffix: &str) -> &'a Value {
+    let found: Vec<_> = objs
+        .iter()
+        .filter(|o| kind(o) == k && name(o).ends_with(suffix))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {k} named *{suffix}, rendered: {:?}",
+        objs.iter()
+            .map(|o| format!("{}/{}", kind(o), name(o)))
+            .collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+/// Installs the prometheus-operator ServiceMonitor and PrometheusRule CRDs (tests/chart/crds/,
+/// from the upstream Go module) into the test cluster and waits until they are Established.
+pub async fn install_monitoring_crds(cluster: &TestCluster) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(cluster.client());
+    let dir = workspace_root().join("tests/chart/crds");
+    for crd in read_crds(&dir)? {
+        let name = crd.metadata.name.clone().context("CRD without a name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply("couchestor-chart-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("apply CRD {name}"))?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .with_context(|| format!("CRD {name} not established in 30s"))??;
+    }
+    Ok(())
+}
+
+pub use couchestor_testsupport::helm::apply;
+
+/// Metric names announced by the lead but not yet in the sources; allowed in the dashboard
+/// and alerts, and reported as pending by the tests. Remove a name once it lands.
+pub const PENDING_METRICS: &[&str] = &[
+    "storage_operator_agent_up",
+    "couchestor_agent_ec_shards_missing",
+    "couchestor_agent_ec_degraded_reads_total",
+];
+
+/// Every metric name the controller and agent register, read from their sources
+/// (`controller/src/metrics.rs`, `agent/src/metrics.rs`), histograms with their
+/// `_bucket`/`_sum`/`_count` series.
+pub fn exported_metrics() -> BTreeSet<String> {
+    let root = workspace_root();
+    let mut out = BTreeSet::new();
+    for (file, prefix) in [
+        ("controller/src/metrics.rs", "storage_operator_"),
+        ("agent/src/metrics.rs", "couchestor_agent_"),
+    ] {
+        let src = std::fs::read_to_string(root.join(file)).expect("metrics source");
+        for lit in string_literals(&src) {
+            if lit.starts_with(prefix) && lit.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                out.insert(lit.to_string());
+            }
+        }
+        // Histograms: the first literal after each HistogramOpts::new(.
+        for part in src.split("HistogramOpts::new(").skip(1) {
+            if let Some(h) = string_literals(part).next() {
+                for s in ["_bucket", "_sum", "_count"] {
+                    out.insert(format!("{h}{s}"));
+                }
+            }
+        }
+        // The agent's per-device gauges are named from the DEVICE_GAUGES table.
+        if let Some(table) = src
+            .split("const DEVICE_GAUGES")
+            .nth(1)
+            .and_then(|t| t.split("];").next())
+        {
+            // Each entry opens with `(` and the name literal, possibly on the next line.
+            for entry in table.split('(').skip(1) {
+                if let Some(rest) = entry.trim_start().strip_prefix('"') {
+                    let n = rest.split('"').next().unwrap_or_default();
+                    out.insert(format!("couchestor_agent_device_{n}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn string_literals(src: &str) -> impl Iterator<Item = &str> {
+    src.split('"').skip(1).step_by(2)
+}
+
+/// The project metric names (`storage_operator_*`, `couchestor_agent_*`) a PromQL expression
+/// uses.
+pub fn project_metrics_in(expr: &str) -> BTreeSet<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| t.starts_with("storage_operator_") || t.starts_with("couchestor_agent_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names in `used` that are neither exported nor pending.
+pub fn unknown_metrics(used: &BTreeSet<String>) -> Vec<String> {
+    let known = exported_metrics();
+    used.iter()
+        .filter(|m| !known.contains(*m) && !PENDING_METRICS.contains(&m.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// A scratch file path under `target/testenv/run/`.
+pub fn scratch(dir: &couchestor_testsupport::RunDir, file: &str) -> PathBuf {
+    dir.path().join(file)
+}
