@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use couchestor_agent::cache::{CacheConfig, CachedArchive};
 use couchestor_agent::erasure::{ArchiveReader, EcError};
 use couchestor_agent::nbd::metrics::{self, NbdMetrics};
 use couchestor_agent::nbd::{self, Export, ExportSource};
@@ -44,6 +45,22 @@ pub struct ServeArgs {
     /// Address of a plain-HTTP Prometheus endpoint (GET /metrics); none by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Directory of the on-disk (L2) block cache, on fast local media; no L2 without it.
+    /// One process per directory (it is locked).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Size of the in-memory (L1) block cache, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub cache_memory_mib: u64,
+    /// Size bound of the on-disk (L2) block cache, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 16384)]
+    pub cache_disk_mib: u64,
+    /// Blocks read ahead when reads are sequential (0: no read-ahead).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub prefetch_blocks: usize,
+    /// Read straight from the shards, without the block cache.
+    #[arg(long, conflicts_with_all = ["cache_dir"])]
+    pub no_cache: bool,
 }
 
 /// Export names: 1 to 4096 bytes of UTF-8 without control characters.
@@ -72,6 +89,8 @@ enum Failure {
         addr: SocketAddr,
         source: io::Error,
     },
+    #[error("block cache: {0}")]
+    Cache(#[from] couchestor_agent::cache::CacheError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("metrics server failed: {0}")]
@@ -108,7 +127,18 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .export_name
         .clone()
         .unwrap_or_else(|| manifest.archive_id.clone());
-    let source: Arc<dyn ExportSource> = Arc::new(reader);
+    let source: Arc<dyn ExportSource> = if args.no_cache {
+        Arc::new(reader)
+    } else {
+        let config = CacheConfig {
+            l1_bytes: args.cache_memory_mib << 20,
+            l2_dir: args.cache_dir.clone(),
+            l2_bytes: args.cache_disk_mib << 20,
+            prefetch_blocks: args.prefetch_blocks,
+            ..CacheConfig::default()
+        };
+        Arc::new(CachedArchive::open(reader, config)?)
+    };
     let export = Export {
         name: name.clone(),
         description: format!(

@@ -850,3 +850,76 @@ fn garbage_and_truncated_handshakes_are_closed_and_others_are_still_served() {
             .contains("couchestor_agent_nbd_connections ")
     );
 }
+
+/// The export reads through the block cache: with a tiny memory level, the disk level fills
+/// on the first copy, survives the server being killed, and serves a restarted server;
+/// every copy is byte-exact.
+#[test]
+fn reads_go_through_an_on_disk_cache_that_survives_a_restart() {
+    if !tools(&["qemu-img"]) {
+        return;
+    }
+    let a = archive();
+    let cache = a.area.path("cache");
+    fs::create_dir_all(&cache).unwrap();
+    let flags = [
+        "--export-name",
+        "vol",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--cache-memory-mib",
+        "1",
+    ];
+    let copy = |server: &Server, name: &str| {
+        let out = a.area.path(name);
+        let uri = server.uri("vol");
+        run_ok(
+            "qemu-img",
+            &[
+                "convert",
+                "-f",
+                "raw",
+                "-O",
+                "raw",
+                &uri,
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_qemu_copy(&out, &a.data);
+    };
+    let stats = || {
+        let out = run_ok(
+            BIN,
+            &[
+                "cache",
+                "stats",
+                "--cache-dir",
+                cache.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    {
+        let server = Server::start(&a.area.dirs, &a.area.path("first.log"), &flags);
+        copy(&server, "first.raw");
+    } // SIGKILL: no orderly shutdown.
+    let after_first = stats();
+    let entries = after_first["index"]["entries"].as_u64().unwrap();
+    assert!(entries > 0, "{after_first}");
+
+    let server = Server::start(&a.area.dirs, &a.area.path("second.log"), &flags);
+    copy(&server, "second.raw");
+    drop(server);
+    let after_second = stats();
+    assert_eq!(
+        after_second["index"]["entries"].as_u64().unwrap(),
+        entries,
+        "{after_second}"
+    );
+    assert_eq!(
+        after_second["index"]["corrupt_records"], 0,
+        "{after_second}"
+    );
+}

@@ -89,6 +89,29 @@ impl ExportSource for ArchiveReader {
     }
 }
 
+/// Reads through the block cache: L1 (memory), then L2 (local disk), then the shards.
+impl ExportSource for crate::cache::CachedArchive {
+    fn size(&self) -> u64 {
+        crate::cache::CachedArchive::size(self)
+    }
+
+    fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, ExportError> {
+        let size = ExportSource::size(self);
+        if offset
+            .checked_add(u64::from(len))
+            .is_none_or(|end| end > size)
+        {
+            return Err(ExportError::Range { offset, len, size });
+        }
+        self.read_range(offset, u64::from(len))
+            .map_err(|e| ExportError::Other(Box::new(e)))
+    }
+
+    fn degraded_reads(&self) -> u64 {
+        self.reader().degraded_reads()
+    }
+}
+
 /// One export served by [`serve`].
 #[derive(Clone)]
 pub struct Export {

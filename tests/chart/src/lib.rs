@@ -161,16 +161,9 @@ pub async fn install_monitoring_crds(cluster: &TestCluster) -> Result<()> {
 
 pub use couchestor_testsupport::helm::apply;
 
-/// Metric names announced by the lead but not yet in the sources; allowed in the dashboard
-/// and alerts, and reported as pending by the tests. Remove a name once it lands.
-pub const PENDING_METRICS: &[&str] = &[
-    "storage_operator_agent_up",
-    "couchestor_agent_ec_shards_missing",
-    "couchestor_agent_ec_degraded_reads_total",
-];
-
 /// Every metric name the controller and agent register, read from their sources
-/// (`controller/src/metrics.rs`, `agent/src/metrics.rs`), histograms with their
+/// (`controller/src/metrics.rs`, `agent/src/metrics.rs`, `agent/src/nbd/metrics.rs`),
+/// histograms with their
 /// `_bucket`/`_sum`/`_count` series.
 pub fn exported_metrics() -> BTreeSet<String> {
     let root = workspace_root();
@@ -178,6 +171,7 @@ pub fn exported_metrics() -> BTreeSet<String> {
     for (file, prefix) in [
         ("controller/src/metrics.rs", "storage_operator_"),
         ("agent/src/metrics.rs", "couchestor_agent_"),
+        ("agent/src/nbd/metrics.rs", "couchestor_agent_"),
     ] {
         let src = std::fs::read_to_string(root.join(file)).expect("metrics source");
         for lit in string_literals(&src) {
@@ -224,11 +218,11 @@ pub fn project_metrics_in(expr: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Names in `used` that are neither exported nor pending.
+/// Names in `used` that no source exports.
 pub fn unknown_metrics(used: &BTreeSet<String>) -> Vec<String> {
     let known = exported_metrics();
     used.iter()
-        .filter(|m| !known.contains(*m) && !PENDING_METRICS.contains(&m.as_str()))
+        .filter(|m| !known.contains(*m))
         .cloned()
         .collect()
 }
