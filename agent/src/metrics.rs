@@ -173,7 +173,19 @@ impl AgentMetrics {
     }
 }
 
-async fn metrics_handler(State(metrics): State<Arc<AgentMetrics>>) -> Response {
+/// A set of metrics that renders itself in the Prometheus text format.
+pub trait Exposition: Send + Sync + 'static {
+    /// Every metric, in the text format.
+    fn render(&self) -> Result<String, prometheus::Error>;
+}
+
+impl Exposition for AgentMetrics {
+    fn render(&self) -> Result<String, prometheus::Error> {
+        AgentMetrics::render(self)
+    }
+}
+
+async fn metrics_handler<M: Exposition>(State(metrics): State<Arc<M>>) -> Response {
     match metrics.render() {
         Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -181,13 +193,13 @@ async fn metrics_handler(State(metrics): State<Arc<AgentMetrics>>) -> Response {
 }
 
 /// Serves `GET /metrics` on `listener` (plain HTTP/1.1) until `shutdown` completes.
-pub async fn serve(
+pub async fn serve<M: Exposition>(
     listener: tokio::net::TcpListener,
-    metrics: Arc<AgentMetrics>,
+    metrics: Arc<M>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let app = Router::new()
-        .route("/metrics", get(metrics_handler))
+        .route("/metrics", get(metrics_handler::<M>))
         .with_state(metrics);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

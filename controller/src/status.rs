@@ -76,15 +76,7 @@ pub fn build_status(
         observed_generation: generation,
     };
     let cond = |type_: &str, ok: bool, reason: &str, message: String| {
-        let status = if ok { "True" } else { "False" };
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            last_transition_time: prev.transition_time(type_, status),
-            observed_generation: generation,
-        }
+        cond_with(type_, if ok { "True" } else { "False" }, reason, message)
     };
     let mut s = StoragePolicyStatus {
         observed_generation: generation,

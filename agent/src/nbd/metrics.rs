@@ -8,16 +8,8 @@
 //! | `couchestor_agent_ec_degraded_reads_total` | counter: reads that rebuilt a missing or corrupt block | |
 //! | `couchestor_agent_ec_shards_missing` | gauge: shard files missing when the archive was opened | archive |
 
-use std::future::Future;
-use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The metrics of one NBD export.
@@ -116,26 +108,14 @@ impl NbdMetrics {
     }
 }
 
-async fn metrics_handler(State(metrics): State<Arc<NbdMetrics>>) -> Response {
-    match metrics.render() {
-        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+impl crate::metrics::Exposition for NbdMetrics {
+    fn render(&self) -> Result<String, prometheus::Error> {
+        NbdMetrics::render(self)
     }
 }
 
 /// Serves `GET /metrics` on `listener` (plain HTTP/1.1) until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<NbdMetrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .with_state(metrics);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use crate::metrics::serve;
 
 #[cfg(test)]
 mod tests {

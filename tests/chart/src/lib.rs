@@ -4,15 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use couchestor_testsupport::TestCluster;
-use couchestor_testsupport::cluster::read_crds;
 use couchestor_testsupport::workspace_root;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::wait::{await_condition, conditions};
 use serde_json::Value;
 
 /// The release name every test renders with (as in deploy/operator.yaml).
@@ -138,25 +133,10 @@ pub fn one<'a>(objs: &'a [Value], k: &str, suffix: &str) -> &'a Value {
 /// Installs the prometheus-operator ServiceMonitor and PrometheusRule CRDs (tests/chart/crds/,
 /// from the upstream Go module) into the test cluster and waits until they are Established.
 pub async fn install_monitoring_crds(cluster: &TestCluster) -> Result<()> {
-    let api = Api::<CustomResourceDefinition>::all(cluster.client());
     let dir = workspace_root().join("tests/chart/crds");
-    for crd in read_crds(&dir)? {
-        let name = crd.metadata.name.clone().context("CRD without a name")?;
-        api.patch(
-            &name,
-            &PatchParams::apply("couchestor-chart-tests").force(),
-            &Patch::Apply(&crd),
-        )
+    cluster
+        .install_crd_dirs(&[dir], "couchestor-chart-tests")
         .await
-        .with_context(|| format!("apply CRD {name}"))?;
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .with_context(|| format!("CRD {name} not established in 30s"))??;
-    }
-    Ok(())
 }
 
 pub use couchestor_testsupport::helm::apply;

@@ -225,17 +225,24 @@ impl TestCluster {
     /// Server-side applies every CRD YAML under `deploy/crds/` and `tests/support/crds/` and
     /// waits until each is Established.
     async fn install_crds(&self) -> Result<()> {
-        let api = Api::<CustomResourceDefinition>::all(self.client());
-        let mut names = Vec::new();
-        for dir in [
+        let dirs = [
             workspace_root().join("deploy/crds"),
             workspace_root().join("tests/support/crds"),
-        ] {
-            for crd in read_crds(&dir)? {
+        ];
+        self.install_crd_dirs(&dirs, "couchestor-testsupport").await
+    }
+
+    /// Server-side applies (as field manager `manager`) every CRD YAML in `dirs` and waits
+    /// until each is Established.
+    pub async fn install_crd_dirs(&self, dirs: &[std::path::PathBuf], manager: &str) -> Result<()> {
+        let api = Api::<CustomResourceDefinition>::all(self.client());
+        let mut names = Vec::new();
+        for dir in dirs {
+            for crd in read_crds(dir)? {
                 let name = crd.metadata.name.clone().context("CRD without a name")?;
                 api.patch(
                     &name,
-                    &PatchParams::apply("couchestor-testsupport").force(),
+                    &PatchParams::apply(manager).force(),
                     &Patch::Apply(&crd),
                 )
                 .await
