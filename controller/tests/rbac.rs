@@ -59,7 +59,26 @@ async fn the_controller_runs_on_the_charts_rbac_alone() {
     let Some(prom) = prometheus(&series(&[(pv.clone(), 5000.0)], now() - 60)).await else {
         return;
     };
-    let ctl = env.controller("controller", prom.url(), &[]);
+    // Agent discovery on too (listing the agent pods is part of the chart's Role); no agent
+    // runs, so discovery finds none, which it can only say if the list was allowed.
+    let ca = couchestor_testsupport::pki::TestCa::new("rbac-agents").unwrap();
+    let client = ca.client_cert("couchestor-controller").unwrap();
+    let tls = env.dir.path().join("agent-tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    for (file, text) in [
+        ("ca.crt", ca.cert_pem()),
+        ("tls.crt", client.cert_pem),
+        ("tls.key", client.key_pem),
+    ] {
+        std::fs::write(tls.join(file), text).unwrap();
+    }
+    let agent_flags = [
+        "--agent-tls-dir",
+        tls.to_str().unwrap(),
+        "--agent-namespace",
+        &env.ns,
+    ];
+    let ctl = env.controller("controller", prom.url(), &agent_flags);
     let policy = "rbac-move";
     create_policy(&env, policy, json!({})).await;
 
@@ -145,6 +164,21 @@ async fn the_controller_runs_on_the_charts_rbac_alone() {
     assert_eq!(
         lease.spec.unwrap().holder_identity.as_deref(),
         Some("controller-under-test")
+    );
+    let status = Api::<couchestor_common::StoragePolicy>::all(env.client.clone())
+        .get(policy)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let agents = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "AgentsReachable")
+        .expect("AgentsReachable condition");
+    assert!(
+        agents.message.starts_with("no running agent pod found"),
+        "{agents:?}"
     );
     let log = ctl.log_text();
     assert!(
