@@ -10,6 +10,7 @@
 //! answer), the series per answer, and the controller's RSS (current and peak).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 100-volume smoke run.
+//! `COUCHESTOR_SCALE_SERIES=10000` (a comma-separated list) picks the series counts.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -35,11 +36,18 @@ fn main() {
 }
 
 async fn run(full: bool) {
-    let (volumes, series_counts, measure): (u32, &[u32], u64) = if full {
-        (10_000, &[10_000, 100_000], 65)
+    let (volumes, mut series_counts, measure): (u32, Vec<u32>, u64) = if full {
+        (10_000, vec![10_000, 100_000], 65)
     } else {
-        (100, &[100, 200], 12)
+        (100, vec![100, 200], 12)
     };
+    // COUCHESTOR_SCALE_SERIES=10000 runs only that size (comma-separated list).
+    if let Ok(list) = std::env::var("COUCHESTOR_SCALE_SERIES") {
+        series_counts = list
+            .split(',')
+            .map(|n| n.trim().parse().expect("COUCHESTOR_SCALE_SERIES: numbers"))
+            .collect();
+    }
     let Some(env) = Env::new("scale", Profile::V2_10, 1024.0).await else {
         return;
     };
@@ -62,7 +70,7 @@ async fn run(full: bool) {
         "Eyes at scale: {volumes} PVs + claims + Mayastor volumes created in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    for &n in series_counts {
+    for n in series_counts {
         let end = now() - 30;
         let mut om = OpenMetrics::new();
         for i in 0..n {

@@ -99,6 +99,14 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
     let started = Instant::now();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let previous = policy.status.clone().unwrap_or_default();
+    if let Some(wait) = too_soon(
+        &previous,
+        policy.metadata.generation,
+        ctx.settings.reconcile_interval,
+        now,
+    ) {
+        return Ok(Action::requeue(wait));
+    }
     let prev_conditions = ConditionSet::from(&previous.conditions);
     let obj_ref = policy.object_ref(&());
 
@@ -151,6 +159,26 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
         .with_label_values(&[&name])
         .observe(started.elapsed().as_secs_f64());
     Ok(Action::requeue(ctx.settings.reconcile_interval))
+}
+
+/// How long to wait before reconciling again, when the status was written less than one
+/// interval ago for the current spec. Writing the status (its `lastReconcileTime` changes every
+/// time) wakes the watch that triggered the reconcile; without this, each reconcile would
+/// start the next one at once instead of once per interval. A spec change (new generation)
+/// is reconciled at once.
+fn too_soon(
+    status: &StoragePolicyStatus,
+    generation: Option<i64>,
+    interval: std::time::Duration,
+    now: i64,
+) -> Option<std::time::Duration> {
+    if status.observed_generation != generation {
+        return None;
+    }
+    let last = status.last_reconcile_time.as_ref()?.0.as_second();
+    let age = u64::try_from(now - last).ok()?;
+    let interval_secs = interval.as_secs();
+    (age < interval_secs).then(|| std::time::Duration::from_secs(interval_secs - age))
 }
 
 /// Act: in dry-run, log and record each planned move; otherwise start a VolumeMigration per
@@ -373,4 +401,38 @@ pub fn error_policy(policy: Arc<StoragePolicy>, error: &Error, ctx: Arc<Context>
         .with_label_values(&[&policy.name_any(), "error"])
         .inc();
     Action::requeue(std::time::Duration::from_secs(15))
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use std::time::Duration;
+
+    use couchestor_common::StoragePolicyStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::too_soon;
+
+    #[test]
+    fn a_fresh_status_for_the_current_spec_waits_out_the_interval() {
+        let written = |secs_ago: i64, generation: i64| StoragePolicyStatus {
+            observed_generation: Some(generation),
+            last_reconcile_time: Some(Time(Timestamp::from_second(1000 - secs_ago).unwrap())),
+            ..Default::default()
+        };
+        let every = Duration::from_secs(60);
+        assert_eq!(
+            too_soon(&written(10, 3), Some(3), every, 1000),
+            Some(Duration::from_secs(50))
+        );
+        assert_eq!(too_soon(&written(60, 3), Some(3), every, 1000), None);
+        // The spec changed since: at once.
+        assert_eq!(too_soon(&written(10, 3), Some(4), every, 1000), None);
+        // Never reconciled, or a clock that went backwards: at once.
+        assert_eq!(
+            too_soon(&StoragePolicyStatus::default(), Some(1), every, 1000),
+            None
+        );
+        assert_eq!(too_soon(&written(-30, 3), Some(3), every, 1000), None);
+    }
 }
