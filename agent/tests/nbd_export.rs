@@ -173,6 +173,16 @@ fn run_ok(program: &str, args: &[&str]) -> Output {
     out
 }
 
+/// `qemu-img convert` of the export at `uri` into `out`, checked against `data`.
+fn qemu_img_copy(uri: &str, out: &Path, data: &[u8]) {
+    let out_str = out.to_str().unwrap();
+    run_ok(
+        "qemu-img",
+        &["convert", "-f", "raw", "-O", "raw", uri, out_str],
+    );
+    assert_qemu_copy(out, data);
+}
+
 /// Checks a file written by `qemu-img convert`: qemu sizes images in 512-byte sectors, so
 /// the copy is the source followed by zeros up to the next multiple of 512.
 fn assert_qemu_copy(out: &Path, data: &[u8]) {
@@ -267,20 +277,7 @@ fn qemu_img_convert_and_compare_are_byte_exact_with_concurrent_clients() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Images are identical"));
     // The empty (default) export name selects the export too.
     let default = a.area.path("default.raw");
-    let uri = format!("nbd://{}", server.addr);
-    run_ok(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "raw",
-            &uri,
-            default.to_str().unwrap(),
-        ],
-    );
-    assert_qemu_copy(&default, &a.data);
+    qemu_img_copy(&format!("nbd://{}", server.addr), &default, &a.data);
 
     let log = server.wait_for_log("NBD connection from 127.0.0.1:");
     assert!(log.contains("opened export \"vol\""), "{log}");
@@ -465,20 +462,7 @@ fn two_lost_shard_directories_still_read_byte_exact_and_three_are_refused() {
         .map(|&i| a.area.dirs[i].clone())
         .collect();
     let server = Server::start(&left, &a.area.path("serve.log"), &[]);
-    let out = a.area.path("degraded.raw");
-    run_ok(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "raw",
-            &server.uri("vol"),
-            out.to_str().unwrap(),
-        ],
-    );
-    assert_qemu_copy(&out, &a.data);
+    qemu_img_copy(&server.uri("vol"), &a.area.path("degraded.raw"), &a.data);
     let copy = a.area.path("degraded-copy.raw");
     fs::File::create(&copy).unwrap();
     run_ok(
@@ -871,21 +855,7 @@ fn reads_go_through_an_on_disk_cache_that_survives_a_restart() {
         "1",
     ];
     let copy = |server: &Server, name: &str| {
-        let out = a.area.path(name);
-        let uri = server.uri("vol");
-        run_ok(
-            "qemu-img",
-            &[
-                "convert",
-                "-f",
-                "raw",
-                "-O",
-                "raw",
-                &uri,
-                out.to_str().unwrap(),
-            ],
-        );
-        assert_qemu_copy(&out, &a.data);
+        qemu_img_copy(&server.uri("vol"), &a.area.path(name), &a.data);
     };
     let stats = || {
         let out = run_ok(
