@@ -62,6 +62,19 @@ fn the_charts_certificates_and_probe_work_with_the_real_agent() {
     args.iter_mut()
         .filter(|a| a.starts_with("--listen="))
         .for_each(|a| *a = format!("--listen=127.0.0.1:{port}"));
+    // The shard directory is a hostPath on a node; here, a scratch directory.
+    let shards = run.path().join("shards");
+    std::fs::create_dir_all(&shards).unwrap();
+    for a in args
+        .iter_mut()
+        .filter(|a| a.starts_with("--shard-store-dir="))
+    {
+        *a = format!("--shard-store-dir={}", shards.display());
+    }
+    assert!(
+        args.iter().any(|a| a.starts_with("--shard-store-dir=")),
+        "the chart's agents serve ShardStore: {args:?}"
+    );
     let sysfs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nvme-host/t0");
     args.push(format!("--sysfs-root={}", sysfs.display()));
     args.push(format!("--metrics-addr=127.0.0.1:{}", free_port().unwrap()));
