@@ -3,7 +3,6 @@
 
 pub mod check;
 
-use std::error::Error as StdError;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -97,34 +96,7 @@ pub fn write_table(out: &mut impl Write, rows: &[CheckRow]) -> io::Result<()> {
     Ok(())
 }
 
-/// An error and its causes, joined with ": ".
-pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// A gRPC status as `Code: message: causes`, with a hint when the connection was closed
-/// right after the handshake (how a refused client certificate shows under TLS 1.3).
-pub fn describe_status(status: &tonic::Status) -> String {
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    if let Some(source) = status.source() {
-        text.push_str(": ");
-        text.push_str(&error_chain(source));
-    }
-    if text.contains("connection closed") || text.contains("connection reset") {
-        text.push_str(" (the agent may have refused this client certificate: see its log)");
-    }
-    text
-}
+pub use couchestor_proto::errors::{describe_status, error_chain};
 
 /// Calls `GetHealth` on the agent at `args.endpoint`; `Err` says why it is unreachable.
 pub async fn query(args: &HealthArgs) -> Result<HealthReport, String> {

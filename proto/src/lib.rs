@@ -9,5 +9,7 @@ pub mod agent {
     }
 }
 
+pub mod errors;
+
 /// Highest agent protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use couchestor_common::media::{Media, NodeDevice};
 use couchestor_proto::agent::v1::node_agent_client::NodeAgentClient;
 use couchestor_proto::agent::v1::{DeviceKind, DeviceStats, GetNodeStatsRequest};
+use couchestor_proto::errors::{describe_status, error_chain};
 use tokio::sync::Mutex;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -49,11 +50,7 @@ impl Connector {
             Err(status) => {
                 // Reconnect next time: the channel may be bound to a replaced pod.
                 self.channels.lock().await.remove(endpoint);
-                Err(format!(
-                    "GetNodeStats: {}: {}",
-                    status.code(),
-                    status.message()
-                ))
+                Err(format!("GetNodeStats: {}", describe_status(&status)))
             }
         }
     }
@@ -77,18 +74,6 @@ impl Connector {
             .insert(endpoint.to_string(), channel.clone());
         Ok(channel)
     }
-}
-
-/// An error with its sources, `a: b: c` (TLS failures hide the useful part in a source).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn device(d: &DeviceStats) -> NodeDevice {
