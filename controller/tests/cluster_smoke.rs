@@ -6,8 +6,8 @@ use std::time::Duration;
 use couchestor_common::storagepolicy::PolicyPhase;
 use couchestor_common::{StoragePolicy, StoragePolicySpec, StoragePolicyStatus};
 use couchestor_testsupport::cluster;
+use couchestor_testsupport::cluster::lease_holder;
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -278,12 +278,8 @@ async fn a_lease_is_acquired_and_contended() {
         first.changed().await.unwrap(),
         "first holder acquires the free lease"
     );
-    let lease = Api::<Lease>::namespaced(c.client(), &ns)
-        .get("couchestor-controller")
-        .await
-        .unwrap();
     assert_eq!(
-        lease.spec.unwrap().holder_identity.as_deref(),
+        lease_holder(&c.client(), &ns).await.as_deref(),
         Some("replica-a")
     );
 
@@ -304,12 +300,8 @@ async fn a_lease_is_acquired_and_contended() {
         matches!(acquired, Ok(Ok(true))),
         "second holder takes over after release: {acquired:?}"
     );
-    let lease = Api::<Lease>::namespaced(c.client(), &ns)
-        .get("couchestor-controller")
-        .await
-        .unwrap();
     assert_eq!(
-        lease.spec.unwrap().holder_identity.as_deref(),
+        lease_holder(&c.client(), &ns).await.as_deref(),
         Some("replica-b")
     );
 }

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use couchestor_testsupport::cluster::ADMIN_TOKEN;
+use couchestor_testsupport::cluster::lease_holder;
 use couchestor_testsupport::process::{ChildProcess, free_port};
 use couchestor_testsupport::{RunDir, cluster};
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::Api;
 
 fn start(
     dir: &RunDir,
@@ -100,24 +99,16 @@ async fn one_leader_acts_and_the_standby_takes_over() {
         !b_text.contains("acquired the leader Lease"),
         "the standby acted while A led:\n{b_text}"
     );
-    let lease = Api::<Lease>::namespaced(c.client(), &ns)
-        .get("couchestor-controller")
-        .await
-        .unwrap();
     assert_eq!(
-        lease.spec.unwrap().holder_identity.as_deref(),
+        lease_holder(&c.client(), &ns).await.as_deref(),
         Some("replica-a")
     );
 
     // A dies without releasing: B takes over once the lease expires (15 s).
     a.kill();
     wait_for_line(&b_log, "acquired the leader Lease", 60).await;
-    let lease = Api::<Lease>::namespaced(c.client(), &ns)
-        .get("couchestor-controller")
-        .await
-        .unwrap();
     assert_eq!(
-        lease.spec.unwrap().holder_identity.as_deref(),
+        lease_holder(&c.client(), &ns).await.as_deref(),
         Some("replica-b")
     );
     b.check_alive().unwrap();

@@ -11,9 +11,9 @@ use common::{Env, GIB, create_policy, eventually, migrations, now, phase, series
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::MigrationPhase;
 use couchestor_mayastor_sim::Profile;
+use couchestor_testsupport::cluster::lease_holder;
 use couchestor_testsupport::helm::{apply, helm};
 use couchestor_testsupport::prometheus;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::PersistentVolume;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
@@ -157,12 +157,8 @@ async fn the_controller_runs_on_the_charts_rbac_alone() {
         "{in_default:?}"
     );
     // The Lease, held by this controller.
-    let lease = Api::<Lease>::namespaced(env.client.clone(), &env.ns)
-        .get("couchestor-controller")
-        .await
-        .unwrap();
     assert_eq!(
-        lease.spec.unwrap().holder_identity.as_deref(),
+        lease_holder(&env.client, &env.ns).await.as_deref(),
         Some("controller-under-test")
     );
     let status = Api::<couchestor_common::StoragePolicy>::all(env.client.clone())

@@ -282,6 +282,15 @@ pub fn read_crds(dir: &Path) -> Result<Vec<CustomResourceDefinition>> {
     Ok(out)
 }
 
+/// Who holds the controller's leader-election Lease (`couchestor-controller`) in `ns`.
+pub async fn lease_holder(client: &Client, ns: &str) -> Option<String> {
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), ns)
+        .get("couchestor-controller")
+        .await
+        .expect("get the leader Lease");
+    lease.spec?.holder_identity
+}
+
 /// `prefix-<random>` short enough for any Kubernetes name.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
