@@ -87,10 +87,7 @@ fn main() {
                 used_bytes: total,
             },
         ];
-        let boundaries = [Boundary {
-            promote_above: 100.0,
-            demote_below: 10.0,
-        }];
+        let boundaries = [Boundary::iops(100.0, 10.0)];
         let runs = if !full {
             1
         } else if n >= 100_000 {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
 
-use crate::plan::Boundary;
+use crate::plan::{Boundary, DensityBand};
 use crate::storagepolicy::StoragePolicySpec;
 use crate::tier::Tier;
 
@@ -20,6 +20,15 @@ pub struct TierLayout {
     pub tiers: Vec<(Tier, Selector)>,
     /// `boundaries[i]` separates `tiers[i]` from `tiers[i + 1]`.
     pub boundaries: Vec<Boundary>,
+}
+
+/// Density watermarks from a spec's optional pair (both or neither, as the API server
+/// enforces).
+fn density(high: Option<u32>, low: Option<u32>) -> Option<DensityBand> {
+    Some(DensityBand {
+        promote_above: f64::from(high?),
+        demote_below: f64::from(low?),
+    })
 }
 
 /// Why a policy's layout cannot be used.
@@ -49,8 +58,14 @@ impl TierLayout {
     /// Builds the layout of a policy spec.
     pub fn from_spec(spec: &StoragePolicySpec) -> Result<Self, LayoutError> {
         let top = Boundary {
-            promote_above: f64::from(spec.high_watermark_iops),
-            demote_below: f64::from(spec.low_watermark_iops),
+            density: density(
+                spec.high_watermark_iops_per_tib,
+                spec.low_watermark_iops_per_tib,
+            ),
+            ..Boundary::iops(
+                f64::from(spec.high_watermark_iops),
+                f64::from(spec.low_watermark_iops),
+            )
         };
         let Some(tiers) = spec.tiers.as_ref().filter(|t| t.len() >= 2) else {
             return Ok(Self {
@@ -77,13 +92,15 @@ impl TierLayout {
             if i + 1 == tiers.len() {
                 break;
             }
-            let b = match (t.high_watermark_iops, t.low_watermark_iops) {
-                (Some(h), Some(l)) => Boundary {
-                    promote_above: f64::from(h),
-                    demote_below: f64::from(l),
-                },
+            let iops = match (t.high_watermark_iops, t.low_watermark_iops) {
+                (Some(h), Some(l)) => Boundary::iops(f64::from(h), f64::from(l)),
                 _ if i == 0 => top,
                 _ => return Err(LayoutError::MissingWatermarks(t.name)),
+            };
+            let own = density(t.high_watermark_iops_per_tib, t.low_watermark_iops_per_tib);
+            let b = Boundary {
+                density: own.or(if i == 0 { top.density } else { None }),
+                ..iops
             };
             if let Some(prev) = out.boundaries.last()
                 && b.promote_above >= prev.demote_below
@@ -176,13 +193,44 @@ mod tests {
             Some(Tier::Cold)
         );
         assert_eq!(l.classify(&labels(&[("other", "x")])), None);
+        assert_eq!(l.boundaries, vec![Boundary::iops(1000.0, 100.0)]);
+    }
+
+    #[test]
+    fn density_watermarks_reach_the_boundaries_they_belong_to() {
+        let two = TierLayout::from_spec(&spec(serde_json::json!({
+            "highWatermarkIOPSPerTiB": 2048, "lowWatermarkIOPSPerTiB": 256
+        })))
+        .unwrap();
         assert_eq!(
-            l.boundaries,
-            vec![Boundary {
-                promote_above: 1000.0,
-                demote_below: 100.0
-            }]
+            two.boundaries[0].density,
+            Some(DensityBand {
+                promote_above: 2048.0,
+                demote_below: 256.0
+            })
         );
+        // Three tiers: the first inherits the policy's pair, the second has its own, and a
+        // tier without a pair gates on heat alone.
+        let three = TierLayout::from_spec(&spec(serde_json::json!({
+            "highWatermarkIOPSPerTiB": 2048, "lowWatermarkIOPSPerTiB": 256,
+            "tiers": [
+                {"name": "hot", "poolSelector": {}},
+                {"name": "warm", "poolSelector": {}, "highWatermarkIOPS": 50, "lowWatermarkIOPS": 5,
+                 "highWatermarkIOPSPerTiB": 100, "lowWatermarkIOPSPerTiB": 10},
+                {"name": "cold", "poolSelector": {}}
+            ]
+        })))
+        .unwrap();
+        assert_eq!(three.boundaries[0].density, two.boundaries[0].density);
+        assert_eq!(
+            three.boundaries[1].density,
+            Some(DensityBand {
+                promote_above: 100.0,
+                demote_below: 10.0
+            })
+        );
+        let plain = TierLayout::from_spec(&spec(serde_json::json!({}))).unwrap();
+        assert_eq!(plain.boundaries[0].density, None);
     }
 
     #[test]
@@ -215,13 +263,7 @@ mod tests {
             l.tiers.iter().map(|t| t.0).collect::<Vec<_>>(),
             vec![Tier::Hot, Tier::Warm, Tier::Cold]
         );
-        assert_eq!(
-            l.boundaries[1],
-            Boundary {
-                promote_above: 50.0,
-                demote_below: 5.0
-            }
-        );
+        assert_eq!(l.boundaries[1], Boundary::iops(50.0, 5.0));
 
         let missing = spec(serde_json::json!({"tiers": [
             {"name": "hot", "poolSelector": {}}, {"name": "warm", "poolSelector": {}}, {"name": "cold", "poolSelector": {}}

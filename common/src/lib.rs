@@ -3,6 +3,7 @@
 //! Nothing in this crate performs I/O: the controller feeds it data and acts on its answers.
 
 pub mod heat;
+pub mod history;
 pub mod layout;
 pub mod media;
 pub mod migration;

@@ -9,9 +9,12 @@
 //! 1. Nothing moves on a disabled policy, while a volume is already migrating, or when its heat
 //!    or current tier is unknown (missing metrics are never "cold").
 //! 2. A `couchestor.io/force-tier` pin wins over heat and cooldown.
-//! 3. Hysteresis: promote when both the decayed and the sustained (median) heat are above
-//!    `promote_above`, so a short burst does not promote; demote below `demote_below`; hold
-//!    in between.
+//! 3. Hysteresis: promote when both the decayed and the sustained heat are above
+//!    `promote_above` (the sustained figure is the smaller of the window's median and the mean
+//!    over the policy's sustained window, so neither a short burst nor one busy hour of a
+//!    daily cycle promotes); demote below `demote_below`; hold in between. With density
+//!    watermarks, promotion also needs the density (IOPS per TiB) above its watermark, and a
+//!    density below its own demotes.
 //! 4. Cooldown: a volume moved less than `cooldown` ago stays.
 //! 5. Capacity: a tier is never filled past `100 - headroom` percent, counting every move
 //!    already planned. Promotions go densest first (IOPS per GiB); when the target is full, a
@@ -38,8 +41,9 @@ pub struct Volume {
     pub replicas: u8,
     /// Decayed IOPS, or unknown.
     pub heat: Heat,
-    /// Burst-resistant heat (median IOPS over the window), if known. Promotion needs both
-    /// this and `heat` above the watermark; demotion and ordering use `heat` alone.
+    /// Sustained heat, if known: the smaller of the median IOPS over the sampling window and
+    /// the mean IOPS over the sustained window. Promotion needs both this and `heat` above the
+    /// watermark; demotion and ordering use `heat` alone.
     pub sustained: Option<f64>,
     /// Tier holding all its replicas; `None` when unknown or split across tiers.
     pub tier: Option<Tier>,
@@ -57,9 +61,21 @@ impl Volume {
             .saturating_mul(u64::from(self.replicas.max(1)))
     }
 
+    /// Decayed IOPS per GiB of logical size (sizes under 1 GiB count as 1 GiB).
     fn density(&self) -> f64 {
-        self.heat.iops().unwrap_or(0.0) / (self.size_bytes as f64 / GIB).max(1.0)
+        per_gib(self.heat.iops().unwrap_or(0.0), self.size_bytes)
     }
+}
+
+/// IOPS per GiB of `size_bytes`, sizes under 1 GiB counting as 1 GiB.
+fn per_gib(iops: f64, size_bytes: u64) -> f64 {
+    iops / (size_bytes as f64 / GIB).max(1.0)
+}
+
+/// IOPS per TiB of `size_bytes` (the unit of the density watermarks), sizes under 1 GiB
+/// counting as 1 GiB.
+pub fn iops_per_tib(iops: f64, size_bytes: u64) -> f64 {
+    per_gib(iops, size_bytes) * 1024.0
 }
 
 /// Capacity of one tier, as summed over its pools.
@@ -80,6 +96,59 @@ pub struct Boundary {
     pub promote_above: f64,
     /// Heat below which a volume on the hotter tier is demoted.
     pub demote_below: f64,
+    /// Optional I/O-density watermarks. When set, a promotion needs both the heat and the
+    /// density above their watermarks, and a volume is demoted when either falls below its own.
+    pub density: Option<DensityBand>,
+}
+
+/// I/O-density watermarks, in IOPS per TiB of logical size ([`iops_per_tib`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DensityBand {
+    /// Density above which a volume on the colder tier may be promoted.
+    pub promote_above: f64,
+    /// Density below which a volume on the hotter tier is demoted.
+    pub demote_below: f64,
+}
+
+impl Boundary {
+    /// Watermarks on heat alone.
+    pub const fn iops(promote_above: f64, demote_below: f64) -> Self {
+        Self {
+            promote_above,
+            demote_below,
+            density: None,
+        }
+    }
+
+    /// Whether a volume of `size_bytes` at this heat belongs above the boundary.
+    fn promotes(&self, heat: f64, size_bytes: u64) -> bool {
+        heat > self.promote_above
+            && self
+                .density
+                .is_none_or(|d| iops_per_tib(heat, size_bytes) > d.promote_above)
+    }
+
+    /// Which demotion watermark a volume below the boundary crossed: heat first.
+    fn demotion(&self, heat: f64) -> MoveReason {
+        match self.density {
+            Some(d) if heat >= self.demote_below => MoveReason::Demote {
+                threshold: d.demote_below,
+                gauge: Gauge::IopsPerTib,
+            },
+            _ => MoveReason::Demote {
+                threshold: self.demote_below,
+                gauge: Gauge::Iops,
+            },
+        }
+    }
+
+    /// Whether a volume of `size_bytes` at this heat belongs below the boundary.
+    fn demotes(&self, heat: f64, size_bytes: u64) -> bool {
+        heat < self.demote_below
+            || self
+                .density
+                .is_some_and(|d| iops_per_tib(heat, size_bytes) < d.demote_below)
+    }
 }
 
 /// Policy limits and context.
@@ -132,15 +201,20 @@ pub struct Move {
 /// Why a volume moves.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MoveReason {
-    /// Heat above the promotion watermark.
+    /// Heat (and density, when the boundary has density watermarks) above the promotion
+    /// watermark.
     Promote {
-        /// The watermark crossed.
+        /// The heat watermark crossed, IOPS.
         threshold: f64,
+        /// The density watermark crossed as well, IOPS per TiB.
+        density_threshold: Option<f64>,
     },
-    /// Heat below the demotion watermark.
+    /// Heat or density below its demotion watermark.
     Demote {
-        /// The watermark crossed.
+        /// The watermark crossed, in `gauge` units.
         threshold: f64,
+        /// Which watermark: heat or density.
+        gauge: Gauge,
     },
     /// Demoted to make room for a denser volume.
     Evicted {
@@ -149,6 +223,15 @@ pub enum MoveReason {
     },
     /// Forced by the PVC annotation.
     Pinned,
+}
+
+/// What a watermark measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gauge {
+    /// Decayed IOPS.
+    Iops,
+    /// Decayed IOPS per TiB of logical size.
+    IopsPerTib,
 }
 
 /// Why a volume stays where it is.
@@ -277,7 +360,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             continue;
         };
         let promote_heat = v.sustained.map_or(heat, |s| s.min(heat));
-        let (target, reason) = hysteresis(input.boundaries, at, promote_heat, heat);
+        let (target, reason) = hysteresis(input.boundaries, at, promote_heat, heat, v.size_bytes);
         let Some(reason) = reason else {
             hold(&mut out, v, HoldReason::InBand { heat });
             continue;
@@ -424,9 +507,10 @@ fn hysteresis(
     at: usize,
     promote_heat: f64,
     heat: f64,
+    size_bytes: u64,
 ) -> (usize, Option<MoveReason>) {
     let mut i = at;
-    while i > 0 && promote_heat > boundaries[i - 1].promote_above {
+    while i > 0 && boundaries[i - 1].promotes(promote_heat, size_bytes) {
         i -= 1;
     }
     if i < at {
@@ -434,19 +518,15 @@ fn hysteresis(
             i,
             Some(MoveReason::Promote {
                 threshold: boundaries[i].promote_above,
+                density_threshold: boundaries[i].density.map(|d| d.promote_above),
             }),
         );
     }
-    while i < boundaries.len() && heat < boundaries[i].demote_below {
+    while i < boundaries.len() && boundaries[i].demotes(heat, size_bytes) {
         i += 1;
     }
     if i > at {
-        return (
-            i,
-            Some(MoveReason::Demote {
-                threshold: boundaries[i - 1].demote_below,
-            }),
-        );
+        return (i, Some(boundaries[i - 1].demotion(heat)));
     }
     (at, None)
 }
@@ -480,7 +560,7 @@ impl<'v> Residents<'v> {
             }
             if v.heat
                 .iops()
-                .is_some_and(|h| h <= input.boundaries[at].promote_above)
+                .is_some_and(|h| !input.boundaries[at].promotes(h, v.size_bytes))
             {
                 by_tier.entry(order[at]).or_default().push(v);
             }
@@ -525,12 +605,28 @@ impl<'v> Residents<'v> {
 impl fmt::Display for MoveReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MoveReason::Promote { threshold } => {
-                write!(f, "heat above the promotion watermark {threshold:.0} IOPS")
-            }
-            MoveReason::Demote { threshold } => {
-                write!(f, "heat below the demotion watermark {threshold:.0} IOPS")
-            }
+            MoveReason::Promote {
+                threshold,
+                density_threshold: None,
+            } => write!(f, "heat above the promotion watermark {threshold:.0} IOPS"),
+            MoveReason::Promote {
+                threshold,
+                density_threshold: Some(d),
+            } => write!(
+                f,
+                "heat above the promotion watermark {threshold:.0} IOPS and density above {d:.0} IOPS/TiB"
+            ),
+            MoveReason::Demote {
+                threshold,
+                gauge: Gauge::Iops,
+            } => write!(f, "heat below the demotion watermark {threshold:.0} IOPS"),
+            MoveReason::Demote {
+                threshold,
+                gauge: Gauge::IopsPerTib,
+            } => write!(
+                f,
+                "density below the demotion watermark {threshold:.0} IOPS/TiB"
+            ),
             MoveReason::Evicted { for_volume } => {
                 write!(f, "making room for the denser volume {for_volume}")
             }

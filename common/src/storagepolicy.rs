@@ -38,6 +38,15 @@ const POSITIVE_DURATION: &str = "duration(self) > duration('0s')";
 #[x_kube(validation = Rule::new("!has(self.heatHalfLife) || duration(self.heatHalfLife) <= duration(self.samplingWindow)")
     .message("heatHalfLife must not be longer than samplingWindow")
     .field_path(".heatHalfLife"))]
+#[x_kube(validation = Rule::new("has(self.highWatermarkIOPSPerTiB) == has(self.lowWatermarkIOPSPerTiB)")
+    .message("set both highWatermarkIOPSPerTiB and lowWatermarkIOPSPerTiB, or neither")
+    .field_path(".lowWatermarkIOPSPerTiB"))]
+#[x_kube(validation = Rule::new("!has(self.lowWatermarkIOPSPerTiB) || !has(self.highWatermarkIOPSPerTiB) || self.lowWatermarkIOPSPerTiB < self.highWatermarkIOPSPerTiB")
+    .message("lowWatermarkIOPSPerTiB must be lower than highWatermarkIOPSPerTiB")
+    .field_path(".lowWatermarkIOPSPerTiB"))]
+#[x_kube(validation = Rule::new("!has(self.sustainedWindow) || duration(self.sustainedWindow) >= duration(self.samplingWindow)")
+    .message("sustainedWindow must not be shorter than samplingWindow")
+    .field_path(".sustainedWindow"))]
 #[serde(rename_all = "camelCase")]
 pub struct StoragePolicySpec {
     /// Name of the StorageClass whose volumes this policy manages. Only PersistentVolumes
@@ -56,6 +65,30 @@ pub struct StoragePolicySpec {
     #[schemars(range(min = 0, max = 10_000_000))]
     pub low_watermark_iops: u32,
 
+    /// I/O density (heat per TiB of volume size) above which a volume may be promoted to NVMe.
+    /// Optional; set together with lowWatermarkIOPSPerTiB. A byte of NVMe is worth most under
+    /// the densest volumes, so with density watermarks a promotion needs both the heat above
+    /// highWatermarkIOPS and the density above this, and a volume is demoted when its heat
+    /// falls below lowWatermarkIOPS or its density below lowWatermarkIOPSPerTiB. Volumes
+    /// under 1 GiB count as 1 GiB. Example: 2048 (2 IOPS per GiB).
+    #[serde(
+        default,
+        rename = "highWatermarkIOPSPerTiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
+    pub high_watermark_iops_per_tib: Option<u32>,
+
+    /// I/O density (heat per TiB of volume size) below which a volume on NVMe is demoted.
+    /// Must be lower than highWatermarkIOPSPerTiB; set both or neither.
+    #[serde(
+        default,
+        rename = "lowWatermarkIOPSPerTiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 0, max = 1_000_000_000))]
+    pub low_watermark_iops_per_tib: Option<u32>,
+
     /// How much history the heat score looks at, as a Go duration ("1h", "30m").
     /// Between 5m and 168h.
     #[serde(default = "default_sampling_window")]
@@ -68,6 +101,17 @@ pub struct StoragePolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(POSITIVE_DURATION).message("heatHalfLife must be a positive duration, e.g. \"15m\""))]
     pub heat_half_life: Option<Duration>,
+
+    /// A longer window over which a volume must also have been hot, on average, to be
+    /// promoted: promotion needs the mean IOPS over this window above the watermark as well,
+    /// so a volume that is busy for one hour of a daily cycle does not take NVMe room it would
+    /// then hold for a whole cooldown. Between samplingWindow and 72h; defaults to
+    /// cooldownPeriod within those bounds. The controller keeps this history itself (hourly,
+    /// from each heat query); after a controller restart it refills as cycles run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('5m') && duration(self) <= duration('72h')")
+        .message("sustainedWindow must be a duration between 5m and 72h, e.g. \"24h\""))]
+    pub sustained_window: Option<Duration>,
 
     /// Minimum time between two moves of the same volume ("24h"). Prevents ping-pong.
     /// Recorded on the PV as annotation storage.billyronks.io/last-migration.
@@ -95,7 +139,7 @@ pub struct StoragePolicySpec {
         .message("tier names must be unique"))]
     #[x_kube(validation = Rule::new("self.size() < 2 || self[0].name == 'hot'")
         .message("the first tier must be 'hot'"))]
-    #[x_kube(validation = Rule::new("!has(self[self.size() - 1].highWatermarkIOPS) && !has(self[self.size() - 1].lowWatermarkIOPS)")
+    #[x_kube(validation = Rule::new("!has(self[self.size() - 1].highWatermarkIOPS) && !has(self[self.size() - 1].lowWatermarkIOPS) && !has(self[self.size() - 1].highWatermarkIOPSPerTiB) && !has(self[self.size() - 1].lowWatermarkIOPSPerTiB)")
         .message("the coldest (last) tier takes no watermarks: volumes leave it by the watermarks of the tier above"))]
     pub tiers: Option<Vec<TierSpec>>,
 
@@ -146,6 +190,12 @@ pub struct StoragePolicySpec {
 #[x_kube(validation = Rule::new("!has(self.lowWatermarkIOPS) || !has(self.highWatermarkIOPS) || self.lowWatermarkIOPS < self.highWatermarkIOPS")
     .message("lowWatermarkIOPS must be lower than highWatermarkIOPS")
     .field_path(".lowWatermarkIOPS"))]
+#[x_kube(validation = Rule::new("has(self.highWatermarkIOPSPerTiB) == has(self.lowWatermarkIOPSPerTiB)")
+    .message("set both highWatermarkIOPSPerTiB and lowWatermarkIOPSPerTiB, or neither")
+    .field_path(".lowWatermarkIOPSPerTiB"))]
+#[x_kube(validation = Rule::new("!has(self.lowWatermarkIOPSPerTiB) || !has(self.highWatermarkIOPSPerTiB) || self.lowWatermarkIOPSPerTiB < self.highWatermarkIOPSPerTiB")
+    .message("lowWatermarkIOPSPerTiB must be lower than highWatermarkIOPSPerTiB")
+    .field_path(".lowWatermarkIOPSPerTiB"))]
 #[serde(rename_all = "camelCase")]
 pub struct TierSpec {
     /// Tier name: hot (NVMe), warm (SATA) or cold (SATA or the erasure-coded cold tier).
@@ -170,6 +220,24 @@ pub struct TierSpec {
     )]
     #[schemars(range(min = 0, max = 10_000_000))]
     pub low_watermark_iops: Option<u32>,
+    /// Density (IOPS per TiB of volume size) above which a volume on a colder tier may be
+    /// promoted into this tier; set together with lowWatermarkIOPSPerTiB. Defaults to the
+    /// policy's highWatermarkIOPSPerTiB for the first tier.
+    #[serde(
+        default,
+        rename = "highWatermarkIOPSPerTiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
+    pub high_watermark_iops_per_tib: Option<u32>,
+    /// Density below which a volume on this tier is demoted to the next colder tier.
+    #[serde(
+        default,
+        rename = "lowWatermarkIOPSPerTiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 0, max = 1_000_000_000))]
+    pub low_watermark_iops_per_tib: Option<u32>,
 }
 
 /// A recurring window in which migrations may start.
@@ -290,6 +358,22 @@ pub struct PlannedMove {
     pub reason: String,
 }
 
+/// Upper bound of `sustainedWindow`, and of its default.
+pub const MAX_SUSTAINED_WINDOW_SECS: u64 = 72 * 3600;
+
+impl StoragePolicySpec {
+    /// The sustained window in effect: `sustainedWindow`, or `cooldownPeriod` clamped to
+    /// `[samplingWindow, 72h]`.
+    pub fn sustained_window(&self) -> std::time::Duration {
+        let sampling = std::time::Duration::from(self.sampling_window);
+        self.sustained_window.map(Into::into).unwrap_or_else(|| {
+            std::time::Duration::from(self.cooldown_period)
+                .min(std::time::Duration::from_secs(MAX_SUSTAINED_WINDOW_SECS))
+                .max(sampling)
+        })
+    }
+}
+
 fn default_sampling_window() -> Duration {
     "1h".parse().expect("valid literal")
 }
@@ -337,6 +421,35 @@ mod tests {
     }
 
     #[test]
+    fn sustained_window_defaults_to_the_cooldown_within_bounds() {
+        let spec = |extra: serde_json::Value| -> StoragePolicySpec {
+            let mut v = serde_json::json!({
+                "storageClassName": "sc", "highWatermarkIOPS": 10, "lowWatermarkIOPS": 1
+            });
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(v).unwrap()
+        };
+        let secs = |s: StoragePolicySpec| s.sustained_window().as_secs();
+        assert_eq!(secs(spec(serde_json::json!({}))), 86_400);
+        assert_eq!(
+            secs(spec(serde_json::json!({"cooldownPeriod": "720h"}))),
+            72 * 3600
+        );
+        assert_eq!(
+            secs(spec(
+                serde_json::json!({"cooldownPeriod": "10m", "samplingWindow": "2h"})
+            )),
+            7200
+        );
+        assert_eq!(
+            secs(spec(serde_json::json!({"sustainedWindow": "6h"}))),
+            6 * 3600
+        );
+    }
+
+    #[test]
     fn field_names_users_type_are_kept_exactly() {
         let crd = serde_json::to_value(StoragePolicy::crd()).unwrap();
         let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
@@ -356,6 +469,9 @@ mod tests {
             "tiers",
             "volumeSelector",
             "migrationWindow",
+            "highWatermarkIOPSPerTiB",
+            "lowWatermarkIOPSPerTiB",
+            "sustainedWindow",
         ] {
             assert!(props.get(f).is_some(), "CRD lacks spec.{f}");
             assert!(

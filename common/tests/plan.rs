@@ -47,10 +47,7 @@ fn two_tiers(hot_cap_gib: u64, hot_used_gib: u64) -> Vec<TierCapacity> {
     ]
 }
 
-const WATERMARKS: [Boundary; 1] = [Boundary {
-    promote_above: 1000.0,
-    demote_below: 100.0,
-}];
+const WATERMARKS: [Boundary; 1] = [Boundary::iops(1000.0, 100.0)];
 
 fn run(volumes: &[Volume], tiers: &[TierCapacity], limits: Limits) -> Plan {
     let p = plan(&Input {
@@ -92,8 +89,12 @@ fn hysteresis_promotes_above_high_demotes_below_low_and_holds_between() {
     for v in ["band-on-hot", "band-on-cold", "exactly-high", "exactly-low"] {
         assert!(matches!(hold_of(&p, v), HoldReason::InBand { .. }), "{v}");
     }
-    assert!(matches!(p.moves[0].reason, MoveReason::Promote { threshold } if threshold == 1000.0));
-    assert!(matches!(p.moves[1].reason, MoveReason::Demote { threshold } if threshold == 100.0));
+    assert!(
+        matches!(p.moves[0].reason, MoveReason::Promote { threshold, density_threshold: None } if threshold == 1000.0)
+    );
+    assert!(
+        matches!(p.moves[1].reason, MoveReason::Demote { threshold, gauge: Gauge::Iops } if threshold == 100.0)
+    );
 }
 
 #[test]
@@ -295,16 +296,7 @@ fn three_tiers_move_across_two_boundaries() {
             used_bytes: 0,
         },
     ];
-    let b = [
-        Boundary {
-            promote_above: 1000.0,
-            demote_below: 200.0,
-        },
-        Boundary {
-            promote_above: 100.0,
-            demote_below: 10.0,
-        },
-    ];
+    let b = [Boundary::iops(1000.0, 200.0), Boundary::iops(100.0, 10.0)];
     let vols = [
         vol("blazing-on-cold", 1, Some(5000.0), Cold),
         vol("warm-on-cold", 1, Some(300.0), Cold),
@@ -371,7 +363,88 @@ fn reasons_read_well() {
         "no metrics: heat unknown, treated as unknown and never as cold"
     );
     assert_eq!(
-        MoveReason::Promote { threshold: 1000.0 }.to_string(),
+        MoveReason::Promote {
+            threshold: 1000.0,
+            density_threshold: None
+        }
+        .to_string(),
         "heat above the promotion watermark 1000 IOPS"
     );
+}
+
+/// Heat watermarks 1000 / 100 IOPS plus density watermarks 2048 / 256 IOPS per TiB
+/// (2 / 0.25 IOPS per GiB).
+const DENSITY: [Boundary; 1] = [Boundary {
+    promote_above: 1000.0,
+    demote_below: 100.0,
+    density: Some(DensityBand {
+        promote_above: 2048.0,
+        demote_below: 256.0,
+    }),
+}];
+
+fn run_density(volumes: &[Volume], tiers: &[TierCapacity]) -> Plan {
+    plan(&Input {
+        volumes,
+        tiers,
+        boundaries: &DENSITY,
+        limits: limits(),
+        now: NOW,
+    })
+}
+
+#[test]
+fn density_watermarks_promote_dense_volumes_and_demote_sparse_ones() {
+    let vols = [
+        // 1500 IOPS on 10 GiB: 150 IOPS/GiB, far above 2/GiB: promoted.
+        vol("small-hot", 10, Some(1500.0), Cold),
+        // 1500 IOPS on 2 TiB: 0.73 IOPS/GiB, hot by heat but not by density: stays.
+        vol("big-lukewarm", 2048, Some(1500.0), Cold),
+        // On NVMe, 500 IOPS (above 100) on 4 TiB: 125 IOPS/TiB, below 256: demoted.
+        vol("big-on-hot", 4096, Some(500.0), Hot),
+        // On NVMe, 500 IOPS on 100 GiB: 5120 IOPS/TiB: in band on both gauges.
+        vol("dense-on-hot", 100, Some(500.0), Hot),
+    ];
+    let p = run_density(&vols, &two_tiers(10_000, 4196));
+    assert_eq!(moved(&p), vec![("small-hot", Hot), ("big-on-hot", Cold)]);
+    assert!(matches!(
+        p.moves[0].reason,
+        MoveReason::Promote { threshold, density_threshold: Some(d) } if threshold == 1000.0 && d == 2048.0
+    ));
+    assert!(matches!(
+        p.moves[1].reason,
+        MoveReason::Demote { threshold, gauge: Gauge::IopsPerTib } if threshold == 256.0
+    ));
+    assert_eq!(
+        p.moves[1].reason.to_string(),
+        "density below the demotion watermark 256 IOPS/TiB"
+    );
+    for v in ["big-lukewarm", "dense-on-hot"] {
+        assert!(matches!(hold_of(&p, v), HoldReason::InBand { .. }), "{v}");
+    }
+}
+
+#[test]
+fn a_resident_hot_by_heat_but_not_by_density_makes_room() {
+    // The fast tier (1000 GiB, 900 usable) is full with one 900 GiB volume at 1200 IOPS:
+    // above the heat watermark, but 1.3 IOPS/GiB, below the 2/GiB density watermark. Without
+    // density watermarks it could never be evicted; with them it makes room for a 50 GiB
+    // volume at 1500 IOPS (30 IOPS/GiB).
+    let vols = [
+        vol("resident", 900, Some(1200.0), Hot),
+        vol("newcomer", 50, Some(1500.0), Cold),
+    ];
+    let p = run_density(&vols, &two_tiers(1000, 900));
+    assert_eq!(moved(&p), vec![("resident", Cold)]);
+    assert!(matches!(
+        &p.moves[0].reason,
+        MoveReason::Evicted { for_volume } if for_volume == "newcomer"
+    ));
+    assert!(matches!(
+        hold_of(&p, "newcomer"),
+        HoldReason::NoCapacity { to: Hot, .. }
+    ));
+    // With heat watermarks alone the resident is above 1000 IOPS: nothing moves.
+    let p = run(&vols, &two_tiers(1000, 900), limits());
+    assert!(p.moves.is_empty(), "{p:?}");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use couchestor_common::StoragePolicy;
-use couchestor_common::plan::HoldReason;
+use couchestor_common::plan::{HoldReason, iops_per_tib};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
@@ -108,6 +108,25 @@ pub async fn explain_text(
             policy.spec.high_watermark_iops,
             policy.spec.low_watermark_iops
         ));
+        let sustained = v
+            .sustained
+            .map_or("unknown".into(), |s| format!("{s:.1} IOPS"));
+        out.push_str(&format!(
+            "  sustained heat (promotion needs it above the watermark too): {sustained} (the smaller of the median over {} and the mean over {})\n",
+            humantime::format_duration(window),
+            humantime::format_duration(policy.spec.sustained_window()),
+        ));
+        if let (Some(hi), Some(lo)) = (
+            policy.spec.high_watermark_iops_per_tib,
+            policy.spec.low_watermark_iops_per_tib,
+        ) {
+            let density = v.heat.iops().map_or("unknown".into(), |h| {
+                format!("{:.0} IOPS/TiB", iops_per_tib(h, v.size_bytes))
+            });
+            out.push_str(&format!(
+                "  density: {density}; density watermarks: promote above {hi}, demote below {lo} IOPS/TiB\n"
+            ));
+        }
         if let Some(e) = &d.observation.metrics_error {
             out.push_str(&format!("  metrics: {e}\n"));
         }

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use couchestor_common::heat::{Heat, Sample, decayed_iops};
+use couchestor_common::history::HeatHistory;
+use couchestor_common::storagepolicy::MAX_SUSTAINED_WINDOW_SECS;
 use prometheus_http_query::Client;
 use prometheus_http_query::response::Data;
 
@@ -68,7 +70,14 @@ pub struct Eyes {
     query_micros: std::sync::atomic::AtomicU64,
     /// Series in the last answer.
     last_series: std::sync::atomic::AtomicU64,
+    /// Hourly means of every answer seen, for the sustained window.
+    history: Mutex<HeatHistory>,
+    /// Sustained windows (seconds) already backfilled or attempted.
+    backfilled: Mutex<std::collections::HashSet<u64>>,
 }
+
+/// Points per volume of the one-time sustained-window backfill query.
+pub const BACKFILL_POINTS: u64 = 288;
 
 impl Eyes {
     /// A heat source for `config`.
@@ -86,6 +95,8 @@ impl Eyes {
             requests: 0.into(),
             query_micros: 0.into(),
             last_series: 0.into(),
+            history: Mutex::new(HeatHistory::new()),
+            backfilled: Mutex::new(Default::default()),
         })
     }
 
@@ -105,7 +116,8 @@ impl Eyes {
     }
 
     /// All volumes' IOPS samples over `window` ending at `now` (Unix seconds): one range query,
-    /// or the cached answer if it is younger than the TTL.
+    /// or the cached answer if it is younger than the TTL. Every fresh answer also feeds the
+    /// sustained-window history.
     pub async fn series(&self, window: Duration, now: i64) -> Result<Arc<Series>, EyesError> {
         let key = window.as_secs();
         if let Some((at, s)) = self.cache.lock().expect("cache lock").get(&key)
@@ -113,6 +125,37 @@ impl Eyes {
         {
             return Ok(s.clone());
         }
+        let series = Arc::new(self.fetch(window, now, self.config.step).await?);
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, (Instant::now(), series.clone()));
+        Ok(series)
+    }
+
+    /// Fills the sustained-window history once per distinct `window`, with one range query
+    /// over it at a coarse step (about [`BACKFILL_POINTS`] points per volume), so that a
+    /// freshly started controller (or a one-shot `explain`) does not judge promotions on an
+    /// hour of history. Runs at most once per window, whatever the outcome: a failure is
+    /// returned for the caller to log, and the history then fills cycle by cycle.
+    pub async fn backfill_once(&self, window: Duration, now: i64) -> Result<bool, EyesError> {
+        if !self
+            .backfilled
+            .lock()
+            .expect("backfill lock")
+            .insert(window.as_secs())
+        {
+            return Ok(false);
+        }
+        let step =
+            Duration::from_secs((window.as_secs() / BACKFILL_POINTS).max(1)).max(self.config.step);
+        self.fetch(window, now, step).await?;
+        Ok(true)
+    }
+
+    /// One range query: every volume's samples over `window` ending at `now`, at `step`,
+    /// recorded in the history.
+    async fn fetch(&self, window: Duration, now: i64, step: Duration) -> Result<Series, EyesError> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
@@ -120,9 +163,9 @@ impl Eyes {
             .client
             .query_range(
                 &self.config.query,
-                now - key as i64,
+                now - window.as_secs() as i64,
                 now,
-                self.config.step.as_secs_f64(),
+                step.as_secs_f64(),
             )
             .timeout(self.config.timeout.as_millis() as i64)
             .get()
@@ -146,16 +189,31 @@ impl Eyes {
                 .collect();
             series.insert(pv.clone(), samples);
         }
-        let series = Arc::new(series);
+        {
+            let mut history = self.history.lock().expect("history lock");
+            for (pv, samples) in &series {
+                history.ingest(pv, samples);
+            }
+            // Keep the longest sustained window a policy may ask for, plus the bucket in
+            // progress.
+            history.prune(now, MAX_SUSTAINED_WINDOW_SECS + 3600);
+        }
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let ordering = std::sync::atomic::Ordering::Relaxed;
         self.query_micros.fetch_add(took, ordering);
         self.last_series.store(series.len() as u64, ordering);
-        self.cache
-            .lock()
-            .expect("cache lock")
-            .insert(key, (Instant::now(), series.clone()));
         Ok(series)
+    }
+}
+
+impl Eyes {
+    /// Mean IOPS of `pv` over the last `window` of every answer received so far (hourly
+    /// buckets; shorter than `window` while the history fills after a start), if any.
+    pub fn sustained_mean(&self, pv: &str, now: i64, window: Duration) -> Option<f64> {
+        self.history
+            .lock()
+            .expect("history lock")
+            .mean(pv, now, window.as_secs())
     }
 }
 

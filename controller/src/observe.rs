@@ -104,6 +104,21 @@ pub async fn observe(
     (obs.tiers, obs.pools_by_tier) = tier_capacities(layout, &pools);
 
     let (window, half_life) = heat_window(policy);
+    let sustained_window = policy.spec.sustained_window();
+    match ctx.eyes.backfill_once(sustained_window, now).await {
+        Ok(true) => tracing::info!(
+            policy = %policy.name_any(),
+            window = %humantime::format_duration(sustained_window),
+            "loaded the sustained-window heat history from Prometheus"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(
+            policy = %policy.name_any(),
+            window = %humantime::format_duration(sustained_window),
+            error = %e,
+            "could not load the sustained-window heat history; it fills cycle by cycle"
+        ),
+    }
     let series = match ctx.eyes.series(window, now).await {
         Ok(s) => Some(s),
         Err(e) => {
@@ -142,9 +157,16 @@ pub async fn observe(
         let heat = series
             .as_ref()
             .map_or(Heat::Unknown, |s| heat_of(s, &name, now, window, half_life));
+        // The smaller of the window's median and the mean over the sustained window: neither
+        // a burst nor one busy hour of a daily cycle promotes.
         let sustained = series
             .as_ref()
-            .and_then(|s| sustained_of(s, &name, now, window));
+            .and_then(|s| sustained_of(s, &name, now, window))
+            .map(|median| {
+                ctx.eyes
+                    .sustained_mean(&name, now, sustained_window)
+                    .map_or(median, |mean| mean.min(median))
+            });
         obs.volumes.push(Watched {
             engine: Volume {
                 name: name.clone(),

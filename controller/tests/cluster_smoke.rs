@@ -92,6 +92,40 @@ async fn apiserver_rejects_invalid_policies_naming_the_field() {
     let msg = rejection(create_raw(c.client(), bad).await.unwrap_err());
     assert!(msg.contains("spec.migrationWindow.schedule"), "{msg}");
 
+    // Density watermarks: both or neither, low below high.
+    let mut bad = base.clone();
+    bad["spec"]["highWatermarkIOPSPerTiB"] = json!(2048);
+    let msg = rejection(create_raw(c.client(), bad).await.unwrap_err());
+    assert!(
+        msg.contains("spec.lowWatermarkIOPSPerTiB") && msg.contains("or neither"),
+        "{msg}"
+    );
+    let mut bad = base.clone();
+    bad["spec"]["highWatermarkIOPSPerTiB"] = json!(256);
+    bad["spec"]["lowWatermarkIOPSPerTiB"] = json!(2048);
+    let msg = rejection(create_raw(c.client(), bad).await.unwrap_err());
+    assert!(
+        msg.contains("spec.lowWatermarkIOPSPerTiB")
+            && msg.contains("lower than highWatermarkIOPSPerTiB"),
+        "{msg}"
+    );
+
+    // The sustained window: within bounds and not shorter than the sampling window.
+    let mut bad = base.clone();
+    bad["spec"]["sustainedWindow"] = json!("30m");
+    let msg = rejection(create_raw(c.client(), bad).await.unwrap_err());
+    assert!(
+        msg.contains("spec.sustainedWindow") && msg.contains("not be shorter than samplingWindow"),
+        "{msg}"
+    );
+    let mut bad = base.clone();
+    bad["spec"]["sustainedWindow"] = json!("96h");
+    let msg = rejection(create_raw(c.client(), bad).await.unwrap_err());
+    assert!(
+        msg.contains("spec.sustainedWindow") && msg.contains("between 5m and 72h"),
+        "{msg}"
+    );
+
     // The valid one is accepted and the server fills in the schema defaults.
     let created = api
         .create(

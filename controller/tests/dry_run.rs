@@ -415,6 +415,12 @@ async fn dry_run_reports_the_right_moves_and_prometheus_loss_demotes_nothing() {
     let hot = explain(vols[0].pv());
     assert!(hot.contains(&format!("policy {name}")), "{hot}");
     assert!(hot.contains("current tier: cold (pools: sata-a)"), "{hot}");
+    // The sustained figure comes from the Prometheus history loaded for the sustained window.
+    assert!(
+        hot.contains("sustained heat (promotion needs it above the watermark too): ")
+            && hot.contains("the mean over 1day"),
+        "{hot}"
+    );
     assert!(hot.contains("decision: WOULD MOVE (dry-run) cold -> hot: heat above the promotion watermark 1000 IOPS"), "{hot}");
     let band = explain(vols[2].pv());
     assert!(

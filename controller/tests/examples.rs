@@ -20,7 +20,13 @@ async fn example_policies_apply_to_a_real_apiserver() {
         .collect();
     assert_eq!(
         names,
-        ["two-tier", "three-tier", "dry-run", "preservation-nightly"]
+        [
+            "two-tier",
+            "three-tier",
+            "dry-run",
+            "preservation-nightly",
+            "by-density"
+        ]
     );
     for p in &examples {
         // Every example has a usable tier layout.

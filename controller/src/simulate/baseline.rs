@@ -79,6 +79,7 @@ mod tests {
         let wm = Watermarks {
             promote_above: 100.0,
             demote_below: 25.0,
+            density: None,
         };
         let heats = [
             Heat::Known(150.0),

@@ -11,6 +11,7 @@
 //! baseline`). An SVG of occupancy and hourly hot share is written to `--svg`.
 
 mod baseline;
+mod bound;
 mod cluster;
 mod oracle;
 mod policy;
@@ -29,7 +30,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use policy::PolicyConfig;
+use policy::{PolicyConfig, WatermarkGauge};
 use report::Report;
 use sim::{PolicyKind, SimConfig};
 use workload::WorkloadParams;
@@ -144,6 +145,14 @@ pub struct SimulateArgs {
     /// CoucheStor cooldown between two moves of a volume, hours.
     #[arg(long, default_value_t = 24.0)]
     cooldown_hours: f64,
+    /// CoucheStor sustained window (the policy's sustainedWindow), hours: promotion also needs
+    /// the mean heat over it above the watermark. Defaults to the cooldown, at most 72.
+    #[arg(long)]
+    sustained_hours: Option<f64>,
+    /// What CoucheStor's calibrated watermarks measure: density (IOPS per TiB, the default)
+    /// or heat (IOPS, as the baseline).
+    #[arg(long, value_enum, default_value = "density")]
+    watermarks: WatermarkGauge,
     /// Where to write the SVG [default: target/simulate/<scenario>-<seed>.svg].
     #[arg(long)]
     svg: Option<PathBuf>,
@@ -182,6 +191,13 @@ impl SimulateArgs {
                 cycle_secs: self.cycle_secs.max(1),
                 max_concurrent: self.max_concurrent,
                 cooldown_secs: (self.cooldown_hours.max(0.0) * 3600.0).round() as u64,
+                sustained_secs: (self
+                    .sustained_hours
+                    .unwrap_or(self.cooldown_hours)
+                    .clamp(1.0, 72.0)
+                    * 3600.0)
+                    .round() as u64,
+                gauge: self.watermarks,
                 ..PolicyConfig::default()
             },
             seed: self.seed,
@@ -209,10 +225,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         bar
     };
     progress.set_message(args.policy.as_str());
-    let primary = sim::simulate(&cfg, args.policy, &progress)?;
+    let primary = sim::simulate(&cfg, args.policy, true, &progress)?;
     let baseline = if with_baseline {
         progress.set_message("baseline");
-        Some(sim::simulate(&cfg, PolicyKind::Baseline, &progress)?)
+        Some(sim::simulate(&cfg, PolicyKind::Baseline, false, &progress)?)
     } else {
         None
     };

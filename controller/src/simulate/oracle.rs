@@ -27,6 +27,9 @@ pub struct Fill {
     pub served: f64,
     /// Indices placed entirely in the fast tier (the "oracle top set").
     pub whole: Vec<usize>,
+    /// Density of the item that did not fit whole (the capacity's LP dual price), 0 when
+    /// everything fits.
+    pub price: f64,
 }
 
 /// Greedy fractional knapsack over `order` (densest first) with `capacity`.
@@ -35,6 +38,7 @@ pub fn fill(order: &[usize], values: &[f64], weights: &[f64], capacity: f64) -> 
     let mut out = Fill {
         served: 0.0,
         whole: Vec::new(),
+        price: 0.0,
     };
     for &i in order {
         if left <= 0.0 {
@@ -46,6 +50,7 @@ pub fn fill(order: &[usize], values: &[f64], weights: &[f64], capacity: f64) -> 
             out.whole.push(i);
         } else {
             out.served += values[i] * left / weights[i];
+            out.price = values[i] / weights[i].max(f64::MIN_POSITIVE);
             left = 0.0;
         }
     }

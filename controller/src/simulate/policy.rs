@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use couchestor_common::Tier;
 use couchestor_common::heat::{self, Heat, Sample};
+use couchestor_common::history::HeatHistory;
 use couchestor_common::plan::{self, Boundary, Input, Limits, TierCapacity};
 
 use super::cluster::Cluster;
@@ -25,6 +26,21 @@ pub struct PolicyConfig {
     pub max_concurrent: u32,
     /// Percent of every tier kept free (CoucheStor only).
     pub headroom_percent: u8,
+    /// The StoragePolicy's sustained window, seconds (CoucheStor only): promotion also needs
+    /// the mean heat over it above the watermark.
+    pub sustained_secs: u64,
+    /// What CoucheStor's calibrated watermarks measure (the baseline always uses heat).
+    pub gauge: WatermarkGauge,
+}
+
+/// What the calibrated watermarks measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatermarkGauge {
+    /// Density watermarks (IOPS per TiB), heat watermarks at their minimum (1 / 0 IOPS).
+    Density,
+    /// Heat watermarks only (IOPS), as the baseline uses.
+    Heat,
 }
 
 impl Default for PolicyConfig {
@@ -37,17 +53,96 @@ impl Default for PolicyConfig {
             cooldown_secs: 86_400,
             max_concurrent: 2,
             headroom_percent: 10,
+            sustained_secs: 86_400,
+            gauge: WatermarkGauge::Density,
         }
     }
 }
 
-/// Promotion and demotion watermarks, IOPS.
+/// Calibrated watermarks, in the units of the StoragePolicy spec.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Watermarks {
-    /// Heat above which a slow-tier volume is promoted.
+    /// Heat above which a slow-tier volume is promoted (`highWatermarkIOPS`).
     pub promote_above: f64,
-    /// Heat below which a fast-tier volume is demoted.
+    /// Heat below which a fast-tier volume is demoted (`lowWatermarkIOPS`).
     pub demote_below: f64,
+    /// Density watermarks (`highWatermarkIOPSPerTiB` / `lowWatermarkIOPSPerTiB`), when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<DensityWatermarks>,
+}
+
+/// Density watermarks, IOPS per TiB of logical size.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct DensityWatermarks {
+    /// Density above which a slow-tier volume may be promoted.
+    pub promote_above: f64,
+    /// Density below which a fast-tier volume is demoted.
+    pub demote_below: f64,
+}
+
+impl Watermarks {
+    /// The engine's boundary between the two tiers.
+    pub fn boundary(&self) -> Boundary {
+        Boundary {
+            density: self.density.map(|d| plan::DensityBand {
+                promote_above: d.promote_above,
+                demote_below: d.demote_below,
+            }),
+            ..Boundary::iops(self.promote_above, self.demote_below)
+        }
+    }
+}
+
+/// Width of the density band: a volume is demoted once its density fell to an eighth of the
+/// promotion watermark. Wider than [`BAND_RATIO`] because density watermarks sit where the
+/// fast tier fills, so every volume near the cut has a daily cycle that crosses it: 8×
+/// nearly covers the 9× peak-to-trough swing of A = 0.8.
+pub const DENSITY_BAND_RATIO: f64 = 8.0;
+
+/// Density watermarks sized like [`calibrate`], but by I/O density: `promote_above` is the
+/// density of the densest volume that does *not* fit when the fast tier is filled densest
+/// first up to its usable capacity (the greedy knapsack the oracle solves, on observed heat),
+/// `demote_below = promote_above / 8` ([`DENSITY_BAND_RATIO`]), both in whole IOPS per TiB.
+/// The heat watermarks are the spec's minimum, 1 and 0 IOPS, so density decides. With no
+/// known heat, nothing is promoted.
+pub fn calibrate_density(
+    heats: &[Heat],
+    sizes: &[u64],
+    footprints: &[u64],
+    usable_bytes: u64,
+) -> Watermarks {
+    let mut known: Vec<(f64, u64)> = heats
+        .iter()
+        .zip(sizes)
+        .zip(footprints)
+        .filter_map(|((h, &s), &f)| h.iops().map(|h| (plan::iops_per_tib(h, s), f)))
+        .collect();
+    known.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let cut = first_that_does_not_fit(&known, usable_bytes).round();
+    Watermarks {
+        promote_above: 1.0,
+        demote_below: 0.0,
+        density: Some(DensityWatermarks {
+            promote_above: cut,
+            demote_below: (cut / DENSITY_BAND_RATIO).round(),
+        }),
+    }
+}
+
+/// The value of the first `(value, footprint)` (sorted by decreasing value) that overflows
+/// `usable_bytes`; 0 when everything fits, infinity when there is nothing.
+fn first_that_does_not_fit(sorted: &[(f64, u64)], usable_bytes: u64) -> f64 {
+    if sorted.is_empty() {
+        return f64::INFINITY;
+    }
+    let mut used = 0u64;
+    for &(v, f) in sorted {
+        used += f;
+        if used > usable_bytes {
+            return v;
+        }
+    }
+    0.0
 }
 
 /// Width of the hysteresis band: a volume is demoted once it has lost three quarters of the
@@ -80,27 +175,13 @@ pub fn calibrate(heats: &[Heat], footprints: &[u64], usable_bytes: u64) -> Water
         .filter_map(|(h, &f)| h.iops().map(|h| (h, f)))
         .collect();
     known.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut used = 0u64;
-    let mut promote_above = 0.0;
-    for (i, &(h, f)) in known.iter().enumerate() {
-        used += f;
-        if used > usable_bytes {
-            promote_above = h;
-            break;
-        }
-        if i + 1 == known.len() {
-            // Everything fits: only demote volumes that go entirely idle.
-            promote_above = 0.0;
-        }
-    }
-    if known.is_empty() {
-        promote_above = f64::INFINITY;
-    }
-    // Whole IOPS, as `highWatermarkIOPS`/`lowWatermarkIOPS` hold them in the spec.
-    let promote_above = promote_above.round();
+    // Whole IOPS, as `highWatermarkIOPS`/`lowWatermarkIOPS` hold them in the spec. Everything
+    // fitting gives 0: only volumes that go entirely idle would be demoted.
+    let promote_above = first_that_does_not_fit(&known, usable_bytes).round();
     Watermarks {
         promote_above,
         demote_below: (promote_above / BAND_RATIO).round(),
+        density: None,
     }
 }
 
@@ -112,11 +193,26 @@ pub fn heats(history: &[Vec<Sample>], now: i64, cfg: &PolicyConfig) -> Vec<Heat>
         .collect()
 }
 
-/// Each volume's burst-resistant (median) heat at `now`, as the controller computes it.
-pub fn sustained(history: &[Vec<Sample>], now: i64, cfg: &PolicyConfig) -> Vec<Option<f64>> {
+/// Each volume's sustained heat at `now`, as the controller computes it: the smaller of the
+/// window's median and the mean over the sustained window from the hourly history.
+pub fn sustained(
+    history: &[Vec<Sample>],
+    hourly: &HeatHistory,
+    names: &[&str],
+    now: i64,
+    cfg: &PolicyConfig,
+) -> Vec<Option<f64>> {
     history
         .iter()
-        .map(|h| heat::sustained_iops(h, now, cfg.window_secs))
+        .zip(names)
+        .map(|(h, name)| {
+            let median = heat::sustained_iops(h, now, cfg.window_secs)?;
+            Some(
+                hourly
+                    .mean(name, now, cfg.sustained_secs)
+                    .map_or(median, |mean| mean.min(median)),
+            )
+        })
         .collect()
 }
 
@@ -155,13 +251,7 @@ pub fn couchestor(
             used_bytes: cluster.used_bytes(tier),
         })
         .collect();
-    let boundaries = vec![
-        Boundary {
-            promote_above: wm.promote_above,
-            demote_below: wm.demote_below,
-        };
-        tiers.len().saturating_sub(1)
-    ];
+    let boundaries = vec![wm.boundary(); tiers.len().saturating_sub(1)];
     let decided = plan::plan(&Input {
         volumes: &volumes,
         tiers: &tiers,

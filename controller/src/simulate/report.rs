@@ -25,6 +25,11 @@ pub struct Metrics {
     pub oracle_daily_hot_share: f64,
     /// `hot_share / oracle_daily_hot_share`.
     pub oracle_daily_ratio: f64,
+    /// Upper bound on the hot share of any policy that never returns a volume to a tier
+    /// within 24 h of leaving it (clairvoyant, instant moves, full capacity; `bound.rs`).
+    pub zero_ping_pong_bound_hot_share: Option<f64>,
+    /// `hot_share / zero_ping_pong_bound_hot_share`.
+    pub zero_ping_pong_bound_ratio: Option<f64>,
     /// Completed moves.
     pub moves: u64,
     /// GiB copied by completed moves (size × replicas).
@@ -58,7 +63,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics of one outcome.
-    pub fn new(o: &Outcome, cfg: &SimConfig) -> Self {
+    pub fn new(o: &Outcome, cfg: &SimConfig, bound: Option<f64>) -> Self {
         let s = &o.score;
         let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let gib_moved = o.stats.bytes_moved as f64 / GIB as f64;
@@ -71,6 +76,8 @@ impl Metrics {
             oracle_usable_ratio: div(s.hot_share, s.oracle_usable_hot_share),
             oracle_daily_hot_share: s.oracle_daily_hot_share,
             oracle_daily_ratio: div(s.hot_share, s.oracle_daily_hot_share),
+            zero_ping_pong_bound_hot_share: bound,
+            zero_ping_pong_bound_ratio: bound.map(|b| div(s.hot_share, b)),
             moves: o.stats.completed,
             gib_moved,
             gib_moved_per_day: div(gib_moved, cfg.days),
@@ -160,8 +167,8 @@ impl Report {
             fast_capacity_gib: primary.fast_capacity as f64 / GIB as f64,
             total_footprint_gib: primary.total_footprint as f64 / GIB as f64,
             watermarks: primary.watermarks,
-            metrics: Metrics::new(primary, cfg),
-            baseline: baseline.map(|b| Metrics::new(b, cfg)),
+            metrics: Metrics::new(primary, cfg, primary.bound_hot_share),
+            baseline: baseline.map(|b| Metrics::new(b, cfg, primary.bound_hot_share)),
             svg,
         }
     }

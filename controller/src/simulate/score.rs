@@ -4,7 +4,7 @@
 use couchestor_common::Tier;
 
 use super::cluster::Cluster;
-use super::oracle;
+use super::{bound, oracle};
 
 /// Fraction of the new oracle top set that must be on the fast tier to count as "reacted".
 pub const REACTED_FRACTION: f64 = 0.9;
@@ -44,6 +44,10 @@ pub struct Scorer {
     pub occupancy: Vec<(f64, f64)>,
     /// Elapsed hours of each hot-set shift.
     pub shift_hours: Vec<f64>,
+    /// True IOPS per sample, sample-major (`trace[t * volumes + i]`), for the bound.
+    trace: Vec<f64>,
+    /// The per-sample oracle's capacity price (density of its fractional item) per sample.
+    prices: Vec<f64>,
 }
 
 /// The oracle top set chosen right after a hot-set shift, and which criteria it has met.
@@ -107,6 +111,36 @@ impl Scorer {
             hours: Vec::new(),
             occupancy: Vec::new(),
             shift_hours: Vec::new(),
+            trace: Vec::new(),
+            prices: Vec::new(),
+        }
+    }
+
+    /// The zero-ping-pong bound ([`bound::zero_ping_pong`]) on this run's workload, as a
+    /// share of all IOPS: `lock` samples of dwell after a move, volumes starting on the fast
+    /// tier where `initial_fast` says, `target` the served share of a known policy.
+    pub fn bound_share(&self, initial_fast: &[bool], lock: usize, target: f64) -> f64 {
+        let n = self.weights.len();
+        let samples = self.prices.len();
+        let mut values = vec![0.0; n * samples];
+        for (t, row) in self.trace.chunks_exact(n).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                values[i * samples + t] = v;
+            }
+        }
+        let inst = bound::Instance {
+            values: &values,
+            samples,
+            weights: &self.weights,
+            capacity: self.capacity,
+            lock,
+            initial_fast,
+        };
+        let b = bound::zero_ping_pong(&inst, &self.prices, target * self.total);
+        if self.total > 0.0 {
+            (b.served / self.total).min(self.oracle / self.total)
+        } else {
+            0.0
         }
     }
 
@@ -121,6 +155,8 @@ impl Scorer {
         oracle::sort_by_density(&mut self.order, true_iops, &self.weights);
         let full = oracle::fill(&self.order, true_iops, &self.weights, self.capacity);
         let usable = oracle::fill(&self.order, true_iops, &self.weights, self.usable);
+        self.trace.extend_from_slice(true_iops);
+        self.prices.push(full.price);
         self.total += total;
         self.served += served;
         self.oracle += full.served;

@@ -9,10 +9,11 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::baseline::baseline;
-use super::cluster::{Cluster, GIB, MoveStats, SimVolume};
-use super::policy::{self, PolicyConfig, Watermarks};
+use super::cluster::{Cluster, GIB, MoveStats, PING_PONG_WINDOW_SECS, SimVolume};
+use super::policy::{self, PolicyConfig, WatermarkGauge, Watermarks};
 use super::score::{Hour, Score, Scorer};
 use super::workload::{Workload, WorkloadParams};
+use couchestor_common::history::HeatHistory;
 
 /// Unix time of the simulated start: 2026-01-01T00:00:00Z.
 pub const T0: i64 = 1_767_225_600;
@@ -76,6 +77,9 @@ pub struct Outcome {
     pub fast_capacity: u64,
     /// Sum of all volume footprints, bytes.
     pub total_footprint: u64,
+    /// Upper bound on the hot share of any policy without ping-pongs on this workload
+    /// ([`super::bound`]); computed for the policy under test only.
+    pub bound_hot_share: Option<f64>,
 }
 
 /// Total number of workload samples of a run.
@@ -136,16 +140,25 @@ pub fn usable_bytes(capacity: u64, headroom_percent: u8) -> u64 {
 pub fn simulate(
     cfg: &SimConfig,
     kind: PolicyKind,
+    with_bound: bool,
     progress: &ProgressBar,
 ) -> anyhow::Result<Outcome> {
     let mut w = Workload::new(&cfg.workload, cfg.seed)?;
     let mut cluster = initial_cluster(&w, cfg);
+    let initial_fast: Vec<bool> = cluster
+        .volumes
+        .iter()
+        .map(|v| v.tier == Tier::Hot)
+        .collect();
     let footprints: Vec<u64> = cluster.volumes.iter().map(SimVolume::footprint).collect();
     let fast = cluster.capacity(Tier::Hot);
     let usable = usable_bytes(fast, cfg.policy.headroom_percent);
     let sample_secs = cfg.workload.sample_secs;
     let mut scorer = Scorer::new(&footprints, fast, usable, sample_secs);
     let keep = (cfg.policy.window_secs / sample_secs) as usize + 2;
+    let mut hourly = HeatHistory::new();
+    let names: Vec<String> = cluster.volumes.iter().map(|v| v.name.clone()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut history: Vec<Vec<Sample>> = vec![Vec::with_capacity(2 * keep); footprints.len()];
     let cycle = cfg.policy.cycle_secs.max(sample_secs);
     let mut watermarks: Option<Watermarks> = None;
@@ -155,8 +168,10 @@ pub fn simulate(
         let now = T0 + tick.elapsed as i64;
         cluster.complete_due(now);
         scorer.sample(tick.elapsed, tick.shifted, &w.true_iops, &cluster);
-        for (h, &iops) in history.iter_mut().zip(&w.observed) {
-            h.push(Sample { at: now, iops });
+        for ((h, &iops), name) in history.iter_mut().zip(&w.observed).zip(&names) {
+            let sample = Sample { at: now, iops };
+            h.push(sample);
+            hourly.ingest(name, &[sample]);
             if h.len() >= 2 * keep {
                 h.drain(..h.len() - keep);
             }
@@ -166,10 +181,19 @@ pub fn simulate(
             continue;
         }
         let heats = policy::heats(&history, now, &cfg.policy);
-        let wm = *watermarks.get_or_insert_with(|| policy::calibrate(&heats, &footprints, usable));
+        let wm = *watermarks.get_or_insert_with(|| match (kind, cfg.policy.gauge) {
+            (PolicyKind::Couchestor, WatermarkGauge::Density) => {
+                let sizes: Vec<u64> = cluster.volumes.iter().map(|v| v.size_bytes).collect();
+                policy::calibrate_density(&heats, &sizes, &footprints, usable)
+            }
+            _ => policy::calibrate(&heats, &footprints, usable),
+        });
+        if tick.elapsed.is_multiple_of(86_400) {
+            hourly.prune(now, cfg.policy.sustained_secs + 3600);
+        }
         match kind {
             PolicyKind::Couchestor => {
-                let sustained = policy::sustained(&history, now, &cfg.policy);
+                let sustained = policy::sustained(&history, &hourly, &names, now, &cfg.policy);
                 for (i, to) in
                     policy::couchestor(&cluster, &heats, &sustained, wm, &cfg.policy, now)
                 {
@@ -183,10 +207,16 @@ pub fn simulate(
         }
     }
 
+    let score = scorer.finish();
+    let bound_hot_share = with_bound.then(|| {
+        let lock = (PING_PONG_WINDOW_SECS as u64 / sample_secs).max(1) as usize;
+        scorer.bound_share(&initial_fast, lock, score.hot_share)
+    });
     Ok(Outcome {
         kind,
         watermarks,
-        score: scorer.finish(),
+        bound_hot_share,
+        score,
         in_flight: cluster.active_migrations(),
         stats: cluster.stats.clone(),
         hours: std::mem::take(&mut scorer.hours),

@@ -55,8 +55,8 @@ fn a_run_is_deterministic() {
         .config()
         .unwrap();
     let hidden = indicatif::ProgressBar::hidden();
-    let a = simulate(&cfg, PolicyKind::Couchestor, &hidden).unwrap();
-    let b = simulate(&cfg, PolicyKind::Couchestor, &hidden).unwrap();
+    let a = simulate(&cfg, PolicyKind::Couchestor, false, &hidden).unwrap();
+    let b = simulate(&cfg, PolicyKind::Couchestor, false, &hidden).unwrap();
     assert_eq!(a.score, b.score);
     assert_eq!(a.stats, b.stats);
     assert!(a.stats.completed > 0, "nothing moved in 12 h");
@@ -78,8 +78,8 @@ fn json_has_every_scorecard_key() {
         bandwidth_bps: 200.0 * 1024.0 * 1024.0,
     };
     let hidden = indicatif::ProgressBar::hidden();
-    let ours = simulate(&cfg, PolicyKind::Couchestor, &hidden).unwrap();
-    let base = simulate(&cfg, PolicyKind::Baseline, &hidden).unwrap();
+    let ours = simulate(&cfg, PolicyKind::Couchestor, false, &hidden).unwrap();
+    let base = simulate(&cfg, PolicyKind::Baseline, false, &hidden).unwrap();
     let report = Report::new("default", &cfg, &ours, Some(&base), None);
     let json = serde_json::to_value(&report).unwrap();
     for key in [
@@ -112,5 +112,37 @@ fn json_has_every_scorecard_key() {
     assert!(
         text.contains("oracle_ratio") && text.contains("baseline"),
         "{text}"
+    );
+}
+
+#[test]
+fn the_zero_ping_pong_bound_sits_between_a_policy_without_ping_pongs_and_the_oracle() {
+    let cfg = args(&["--volumes", "40", "--days", "2", "--scenario", "shifting"])
+        .config()
+        .unwrap();
+    let hidden = indicatif::ProgressBar::hidden();
+    let ours = simulate(&cfg, PolicyKind::Couchestor, true, &hidden).unwrap();
+    assert_eq!(
+        ours.stats.ping_pongs, 0,
+        "the bound only covers such policies"
+    );
+    let bound = ours.bound_hot_share.expect("asked for the bound");
+    // Any zero-ping-pong placement (CoucheStor's among them) serves at most the bound, and
+    // the bound (same clairvoyance, plus the dwell rule) at most the per-sample oracle.
+    assert!(
+        ours.score.hot_share <= bound + 1e-9,
+        "hot share {} above the bound {bound}",
+        ours.score.hot_share
+    );
+    assert!(
+        bound <= ours.score.oracle_hot_share + 1e-9,
+        "bound {bound} above the oracle {}",
+        ours.score.oracle_hot_share
+    );
+    // Half the volumes re-ranked every 4 h: the dwell rule must cost something.
+    assert!(
+        bound < ours.score.oracle_hot_share * 0.99,
+        "bound {bound} vs oracle {}",
+        ours.score.oracle_hot_share
     );
 }
