@@ -1,6 +1,6 @@
 # The one test command: installs what the suite needs, then lints and runs every test.
 # `.ci/run` calls `make test`, and so does a developer on a fresh machine.
-.PHONY: test deps lint unit crds operator-yaml demo
+.PHONY: test deps lint crds operator-yaml demo
 
 test: deps lint
 	cargo test --workspace --all-targets

@@ -1,6 +1,7 @@
 //! Three real agents (the built binary, each on its own loopback port, server certificate
 //! and sysfs fixture) queried by a real mutual-TLS gRPC client; clients without a valid
-//! certificate are refused at the TLS handshake.
+//! certificate are refused at the TLS handshake; oversized and malformed requests from a
+//! valid client get a clear gRPC error and the agent keeps serving.
 
 mod harness;
 
@@ -12,10 +13,13 @@ use couchestor_proto::agent::v1::{
     WatchNodeStatsRequest,
 };
 use couchestor_testsupport::pki::TestCa;
-use harness::{Agent, Pki, chain, client, client_tls, controller, fixture, raw_tls, start_agent};
+use harness::{
+    Agent, Pki, chain, channel, client, client_tls, controller, fixture, raw_tls, start_agent,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tonic::Code;
+use tonic::codegen::{Service, http};
+use tonic::{Code, Status};
 
 async fn wait_healthy(agent: &Agent, pki: &Pki) -> HealthReport {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -266,4 +270,95 @@ async fn oversized_requests_get_a_clear_error_and_the_agent_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(stats.into_inner().devices.len(), 3);
+}
+
+/// Sends `payload` as the single gRPC message of a unary call to `method` of `NodeAgent`
+/// (`frame_length` is what the 5-byte gRPC frame header claims; normally the payload's
+/// length) over `channel`, bypassing protobuf encoding, and returns the gRPC status the
+/// agent answered with.
+async fn raw_unary(
+    channel: &mut tonic::transport::Channel,
+    method: &str,
+    payload: &[u8],
+    frame_length: u32,
+) -> Status {
+    let mut frame = vec![0u8]; // not compressed
+    frame.extend_from_slice(&frame_length.to_be_bytes());
+    frame.extend_from_slice(payload);
+    let request = http::Request::post(format!("/couchestor.agent.v1.NodeAgent/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(axum::body::Body::from(frame)))
+        .unwrap();
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .expect("channel ready");
+    let response = channel.call(request).await.expect("an HTTP/2 answer");
+    assert_eq!(response.status(), http::StatusCode::OK, "{response:?}");
+    // A request that cannot be decoded is answered "trailers-only": the gRPC status is in
+    // the response headers.
+    Status::from_header_map(response.headers())
+        .unwrap_or_else(|| panic!("no grpc-status in the answer: {response:?}"))
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_clear_error_and_the_agent_keeps_serving() {
+    let pki = Pki::new();
+    let agent = start_agent(&pki, 0, &fixture("nvme-host/t0"));
+    wait_healthy(&agent, &pki).await;
+    let tls = client_tls(&pki.ca.cert_pem(), Some(&pki.client), &agent.server_name);
+    let mut raw = channel(agent.grpc, tls);
+
+    // (method, bytes that are not a valid message of its request type, expected detail)
+    let garbage: [(&str, &[u8], &str); 4] = [
+        // Field 1 with wire type 7, which protobuf does not have.
+        ("GetNodeStats", b"\x0fgarbage", "invalid wire type value: 7"),
+        // A varint of eleven 0xff bytes: longer than any 64-bit varint.
+        ("GetNodeStats", &[0xff; 11], "invalid varint"),
+        // `device_names` (field 1, a string) claims 100 bytes, 3 follow.
+        ("GetNodeStats", b"\x0a\x64abc", "buffer underflow"),
+        // `interval_seconds` (field 1, a uint32) sent as a string.
+        (
+            "WatchNodeStats",
+            b"\x0a\x01x",
+            "invalid wire type: LengthDelimited (expected Varint)",
+        ),
+    ];
+    for (method, payload, detail) in garbage {
+        let status = raw_unary(&mut raw, method, payload, payload.len() as u32).await;
+        assert_eq!(
+            status.code(),
+            Code::Internal,
+            "{method} {payload:?}: {status:?}"
+        );
+        assert!(
+            status
+                .message()
+                .starts_with("failed to decode Protobuf message: ")
+                && status.message().contains(detail),
+            "{method} {payload:?}: {status:?}"
+        );
+    }
+
+    // The gRPC frame itself is cut short: its header claims 100 bytes, 3 arrive.
+    let status = raw_unary(&mut raw, "GetNodeStats", b"abc", 100).await;
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "Unexpected EOF decoding stream.",
+        "{status:?}"
+    );
+
+    // On the same connection and on a new one, valid requests are served.
+    let mut same = couchestor_proto::agent::v1::node_agent_client::NodeAgentClient::new(raw);
+    let stats = same
+        .get_node_stats(GetNodeStatsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(stats.into_inner().devices.len(), 3);
+    let version = controller(&pki, &agent)
+        .get_version(GetVersionRequest {})
+        .await
+        .unwrap();
+    assert_eq!(version.into_inner().node_name, "node-0");
 }

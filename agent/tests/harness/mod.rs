@@ -221,15 +221,19 @@ pub fn client_tls(ca_pem: &str, identity: Option<&CertPair>, server_name: &str) 
     tls
 }
 
-/// Connects a `NodeAgent` client to `addr` (lazily: errors show on the first call).
-pub fn client(addr: SocketAddr, tls: ClientTlsConfig) -> NodeAgentClient<Channel> {
-    let channel = Endpoint::from_shared(format!("https://{addr}"))
+/// A gRPC channel to `addr` (lazily connected: errors show on the first call).
+pub fn channel(addr: SocketAddr, tls: ClientTlsConfig) -> Channel {
+    Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
         .tls_config(tls)
         .unwrap()
         .timeout(Duration::from_secs(10))
-        .connect_lazy();
-    NodeAgentClient::new(channel)
+        .connect_lazy()
+}
+
+/// Connects a `NodeAgent` client to `addr` (lazily: errors show on the first call).
+pub fn client(addr: SocketAddr, tls: ClientTlsConfig) -> NodeAgentClient<Channel> {
+    NodeAgentClient::new(channel(addr, tls))
 }
 
 /// A client with the controller certificate, for `agent`.

@@ -1,0 +1,234 @@
+//! The command lines of both binaries in the documentation, and the tests that check them.
+
+use std::path::Path;
+
+use couchestor_testsupport::RunDir;
+
+use crate::clap_check::{Binary, Strictness};
+use crate::shell::{self, HOLE, Vars};
+use crate::{AGENT, CONTROLLER, agent_exe, docs, markdown, synopsis};
+
+/// One command line found in the documentation.
+struct Found {
+    /// `docs/agent.md:52`.
+    place: String,
+    /// The line as written (continuations joined).
+    text: String,
+    /// Which binary.
+    bin: &'static str,
+    /// Its arguments, placeholders [`HOLE`]-numbered.
+    args: Vec<String>,
+    /// A code-block command (`Full`) or a mention (`Parse`).
+    strictness: Strictness,
+}
+
+/// Shell code blocks; `text` blocks are read as overviews.
+pub fn shell_block(lang: &str) -> Option<Strictness> {
+    match lang {
+        "" | "sh" | "bash" | "shell" | "console" | "sh-session" => Some(Strictness::Full),
+        "text" => Some(Strictness::Parse),
+        _ => None,
+    }
+}
+
+/// Every command line of both binaries in one file.
+fn commands_in(rel: &str, text: &str) -> Vec<Found> {
+    let parsed = markdown::parse(text);
+    let mut found = Vec::new();
+    let mut push = |line: usize, text: &str, bin, args: &[String], strictness| {
+        if !args.is_empty() {
+            found.push(Found {
+                place: format!("{rel}:{line}"),
+                text: text.trim().to_owned(),
+                bin,
+                args: args.to_vec(),
+                strictness,
+            });
+        }
+    };
+    for block in &parsed.blocks {
+        if matches!(block.lang.as_str(), "yaml" | "yml") {
+            for (i, (line, content)) in block.lines.iter().enumerate() {
+                if !content.contains('[') {
+                    continue;
+                }
+                let mut joined = String::new();
+                for (_, next) in &block.lines[i..] {
+                    joined.push_str(next);
+                    if next.contains(']') {
+                        break;
+                    }
+                }
+                for bin in [CONTROLLER, AGENT] {
+                    if let Some(args) = shell::yaml_invocation(&joined, bin) {
+                        push(*line, content, bin, &args, Strictness::Full);
+                    }
+                }
+            }
+            for bin in [CONTROLLER, AGENT] {
+                for (line, args) in shell::yaml_container_args(&block.lines, bin) {
+                    let text = format!("args: {}", args.join(" "));
+                    push(line, &text, bin, &args, Strictness::Full);
+                }
+            }
+            continue;
+        }
+        let Some(strictness) = shell_block(&block.lang) else {
+            continue;
+        };
+        let mut vars = Vars::default();
+        for logical in shell::logical_lines(&block.lines) {
+            for words in shell::segments(&logical.text, &mut vars) {
+                for bin in [CONTROLLER, AGENT] {
+                    if let Some(args) = shell::invocation(&words, bin) {
+                        push(logical.line, &logical.text, bin, args, strictness);
+                    }
+                }
+            }
+        }
+    }
+    for span in &parsed.spans {
+        for words in shell::segments(&span.text, &mut Vars::default()) {
+            for bin in [CONTROLLER, AGENT] {
+                if let Some(args) = shell::invocation(&words, bin) {
+                    push(span.line, &span.text, bin, args, Strictness::Parse);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `args` as text, each placeholder shown as `<value>`.
+fn shown(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            a.split(HOLE)
+                .enumerate()
+                .map(|(i, part)| if i % 2 == 0 { part } else { "<value>" })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Checks one found command line (each variant of a synopsis); the errors.
+fn check_found(binary: &Binary, found: &Found) -> Result<(), String> {
+    let expanded = synopsis::expand(&found.args);
+    let strictness = if expanded.elided {
+        Strictness::Parse
+    } else {
+        found.strictness
+    };
+    let mut errors = Vec::new();
+    for variant in &expanded.variants {
+        if let Err(e) = binary.check(variant, strictness) {
+            let shown = if expanded.variants.len() > 1 {
+                format!("with `{}`: {e}", shown(variant))
+            } else {
+                e
+            };
+            errors.push(shown);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+#[test]
+fn documented_commands_parse_with_the_real_binaries() {
+    let scratch = RunDir::new("doc-commands").expect("scratch directory");
+    let controller = Binary::new(
+        CONTROLLER,
+        Path::new(env!("CARGO_BIN_EXE_couchestor-controller")),
+        scratch.path(),
+    );
+    let agent = Binary::new(AGENT, agent_exe(), scratch.path());
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (rel, text) in docs() {
+        for found in commands_in(&rel, &text) {
+            let binary = if found.bin == CONTROLLER {
+                &controller
+            } else {
+                &agent
+            };
+            let result = check_found(binary, &found);
+            println!(
+                "{:<24} {:<5?} {}",
+                found.place, found.strictness, found.text
+            );
+            checked += 1;
+            if let Err(e) = result {
+                problems.push(format!("{}: `{}`: {e}", found.place, found.text));
+            }
+        }
+    }
+    println!("checked {checked} documented command lines");
+    assert!(
+        checked >= 40,
+        "only {checked} command lines found: is the extraction broken?"
+    );
+    assert!(
+        problems.is_empty(),
+        "{} documented commands do not work with the binaries:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// The checker itself catches what it must: a command that is wrong in each way.
+#[test]
+fn the_checker_rejects_broken_commands() {
+    let scratch = RunDir::new("doc-commands-self").expect("scratch directory");
+    let controller = Binary::new(
+        CONTROLLER,
+        Path::new(env!("CARGO_BIN_EXE_couchestor-controller")),
+        scratch.path(),
+    );
+    let doc = "```sh\n\
+        couchestor-controller explain pvc-<uuid>\n\
+        couchestor-controller simulate --output json --seed $seed\n\
+        couchestor-controller explian pvc-1\n\
+        couchestor-controller explain pvc-1 --no-such-flag\n\
+        couchestor-controller simulate --output yaml\n\
+        couchestor-controller explain\n\
+        ```\n\
+        Prose: `couchestor-controller simulate --scenario SCENARIO [--compare] [--output text|yaml]`.\n";
+    let results: Vec<(String, Result<(), String>)> = commands_in("doc.md", doc)
+        .into_iter()
+        .map(|f| {
+            let r = check_found(&controller, &f);
+            (f.place, r)
+        })
+        .collect();
+    let summary: Vec<String> = results.iter().map(|(p, r)| format!("{p}: {r:?}")).collect();
+    println!("{}", summary.join("\n"));
+    assert_eq!(results.len(), 7, "{summary:#?}");
+    assert!(results[0].1.is_ok() && results[1].1.is_ok(), "{summary:#?}");
+    let error = |i: usize| results[i].1.clone().unwrap_err();
+    assert!(
+        error(2).contains("unrecognized subcommand 'explian'"),
+        "{summary:#?}"
+    );
+    assert!(
+        error(3).contains("unexpected argument '--no-such-flag'"),
+        "{summary:#?}"
+    );
+    assert!(
+        error(4).contains("invalid value 'yaml' for '--output"),
+        "{summary:#?}"
+    );
+    assert!(
+        error(5).contains("missing required 1 positional"),
+        "{summary:#?}"
+    );
+    assert!(
+        error(6).contains("with `simulate --scenario <value> --compare --output yaml`: error: invalid value 'yaml'"),
+        "{summary:#?}"
+    );
+    assert_eq!(results[6].0, "doc.md:9");
+}
