@@ -51,16 +51,9 @@ async fn caught_rebuilding(
     Some((env, id, prom, ctl, vm.name_any()))
 }
 
-/// After a cancellation: the migration is gone, the old replica alone remains, only the
-/// unsynced new one was removed, no cordon is left, and everyone was told.
-async fn assert_cancelled(env: &Env, id: &str, ctl: &Controller, name: &str, policy: &str) {
-    eventually(
-        "the migration to be deleted",
-        60,
-        || migration(env, name),
-        Option::is_none,
-    )
-    .await;
+/// After a cancellation: the old replica alone remains, only the unsynced new one was
+/// removed, no cordon is left, and everyone was told.
+async fn assert_cancelled(env: &Env, id: &str, ctl: &Controller, policy: &str, name: &str) {
     assert_eq!(env.replica_pools(id).await, vec!["nvme-0".to_string()]);
     let state = env.sim_state().await;
     let removed = state["removals"].as_array().unwrap();
@@ -98,9 +91,15 @@ async fn assert_cancelled(env: &Env, id: &str, ctl: &Controller, name: &str, pol
     );
     // The cooldown holds: the (still cold) volume is not moved again right away.
     tokio::time::sleep(Duration::from_secs(12)).await;
+    let again: Vec<String> = migrations(env, policy)
+        .await
+        .iter()
+        .map(ResourceExt::name_any)
+        .filter(|n| n != name)
+        .collect();
     assert!(
-        migrations(env, policy).await.is_empty(),
-        "a cancelled move restarted at once"
+        again.is_empty(),
+        "a cancelled move restarted at once: {again:?}"
     );
     assert!(ctl.log_text().contains("migration cancelled"));
 }
@@ -114,7 +113,14 @@ async fn deleting_a_migration_mid_rebuild_undoes_the_unsynced_replica() {
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
-    assert_cancelled(&env, &id, &ctl, &name, "cancel-vm").await;
+    eventually(
+        "the migration to be deleted",
+        60,
+        || migration(&env, &name),
+        Option::is_none,
+    )
+    .await;
+    assert_cancelled(&env, &id, &ctl, "cancel-vm", &name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +132,40 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
         .delete("cancel-policy", &DeleteParams::default())
         .await
         .unwrap();
-    assert_cancelled(&env, &id, &ctl, &name, "cancel-policy").await;
+    eventually(
+        "the policy to be gone",
+        30,
+        || async {
+            Api::<StoragePolicy>::all(env.client.clone())
+                .get_opt("cancel-policy")
+                .await
+                .unwrap()
+        },
+        Option::is_none,
+    )
+    .await;
+    // The test cluster runs no garbage collector, so the migration stays: cancelled, finished,
+    // its finalizer gone (a real cluster's GC then deletes it with its owner).
+    let vm = eventually(
+        "the migration to be cancelled",
+        60,
+        || migration(&env, &name),
+        |vm| {
+            vm.as_ref().is_some_and(|vm| {
+                phase(vm) == Some(MigrationPhase::Aborted) && vm.finalizers().is_empty()
+            })
+        },
+    )
+    .await
+    .unwrap();
+    let st = vm.status.unwrap();
+    assert_eq!(st.abort_reason.as_deref(), Some("Cancelled"), "{st:?}");
+    assert!(
+        st.message.contains("its StoragePolicy was deleted"),
+        "{}",
+        st.message
+    );
+    assert_cancelled(&env, &id, &ctl, "cancel-policy", &name).await;
     assert!(
         ctl.log_text()
             .contains("the owning StoragePolicy is gone; cancelling the migration"),

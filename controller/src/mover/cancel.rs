@@ -1,11 +1,11 @@
 //! Cancelling a migration: its finalizer, and what deleting it (or its policy) mid-move does.
 //!
 //! Every VolumeMigration carries [`FINALIZER`] while it runs. When it is deleted before it
-//! finished — by hand, or because its StoragePolicy was deleted (Kubernetes' garbage collector
-//! deletes the owned migrations; the engine also notices a vanished owner itself) — the engine
-//! first removes an unsynced replica the move added (never an old one, see
-//! [`undo::drop_unsynced_extra`]), releases its cordons, reports, marks the PV so the policy's
-//! cooldown applies, and only then lets the object go.
+//! finished, the engine first cancels it — removes an unsynced replica the move added (never
+//! an old one, see [`undo::drop_unsynced_extra`]), releases its cordons, reports, marks the PV
+//! so the policy's cooldown applies — and only then lets the object go. When its StoragePolicy
+//! is deleted, the engine notices the vanished owner and cancels the migration the same way
+//! (Kubernetes' garbage collector then deletes the finished object).
 
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
@@ -14,11 +14,11 @@ use couchestor_common::migration::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::finish::{annotate_pv, outcome_label, report};
 use super::steps::{self, AsyncSave};
@@ -77,7 +77,7 @@ pub async fn remove_finalizer(ctx: &Context, vm: &VolumeMigration) -> Result<(),
 
 /// True when the StoragePolicy that owns this migration no longer exists (deleted, or deleted
 /// and re-created: another uid). A migration without an owner reference (orphaned on purpose)
-/// is never cancelled here.
+/// is never cancelled here. (A list by name: the controller may list policies, not get them.)
 pub async fn owner_gone(ctx: &Context, vm: &VolumeMigration) -> Result<bool, Error> {
     let Some(owner) = vm
         .owner_references()
@@ -86,27 +86,53 @@ pub async fn owner_gone(ctx: &Context, vm: &VolumeMigration) -> Result<bool, Err
     else {
         return Ok(false);
     };
-    let policy = Api::<StoragePolicy>::all(ctx.client.clone())
-        .get_opt(&owner.name)
+    let found = Api::<StoragePolicy>::all(ctx.client.clone())
+        .list(&ListParams::default().fields(&format!("metadata.name={}", owner.name)))
         .await?;
-    Ok(policy.is_none_or(|p| p.metadata.uid.as_deref() != Some(owner.uid.as_str())))
+    Ok(!found
+        .items
+        .iter()
+        .any(|p| p.metadata.uid.as_deref() == Some(owner.uid.as_str())))
 }
 
-/// Deletes a migration whose policy is gone; the finalizer then cleans up.
-pub async fn delete(ctx: &Context, vm: &VolumeMigration) -> Result<Action, Error> {
-    info!(migration = %vm.name_any(), policy = %vm.spec.policy, "the owning StoragePolicy is gone; cancelling the migration");
-    match api(ctx)
-        .delete(&vm.name_any(), &DeleteParams::default())
-        .await
-    {
-        Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(e.into()),
-    }
+/// Stops a running migration for good (`why` says what cancelled it): removes an unsynced
+/// replica it added, releases its cordons, marks the PV for the cooldown, writes the Aborted
+/// (`Cancelled`) status and reports. Safe to repeat after an error.
+pub async fn cancel(
+    ctx: &Context,
+    vm: &VolumeMigration,
+    saver: &mut impl AsyncSave,
+    why: &str,
+) -> Result<(), Error> {
+    let mut st = vm.status.clone().unwrap_or_default();
+    let phase = st.phase.unwrap_or(MigrationPhase::Analyzing);
+    let note = undo::drop_unsynced_extra(ctx, vm, &mut st).await?;
+    steps::release_all(ctx, &mut st).await?;
+    let now = Timestamp::now();
+    st.phase = Some(MigrationPhase::Aborted);
+    st.abort_reason = Some("Cancelled".into());
+    st.finished_at = Some(Time(now));
+    st.rebuild_progress = None;
+    st.message = format!("cancelled in {phase:?} ({why}); {note}; no data was removed");
+    annotate_pv(ctx, &vm.spec.volume, CANCELLED_ANNOTATION, now).await?;
+    saver.save(&st).await?;
+    warn!(migration = %vm.name_any(), volume = %vm.spec.volume, message = %st.message, "migration cancelled");
+    ctx.metrics
+        .migrations_total
+        .with_label_values(&[outcome_label("Cancelled")])
+        .inc();
+    report(
+        ctx,
+        vm,
+        EventType::Warning,
+        "MigrationCancelled",
+        &st.message,
+    )
+    .await;
+    Ok(())
 }
 
-/// The cleanup of a deleted migration. Each step is safe to repeat: on any error the
-/// finalizer stays and the cleanup is retried.
+/// The cleanup of a deleted migration; on any error the finalizer stays and it is retried.
 pub async fn cleanup(
     ctx: &Context,
     vm: &VolumeMigration,
@@ -116,32 +142,8 @@ pub async fn cleanup(
         return Ok(Action::await_change());
     }
     let mut st = vm.status.clone().unwrap_or_default();
-    let phase = st.phase.unwrap_or(MigrationPhase::Analyzing);
-    if !phase.is_terminal() {
-        let note = undo::drop_unsynced_extra(ctx, vm, &mut st).await?;
-        steps::release_all(ctx, &mut st).await?;
-        let now = Timestamp::now();
-        st.phase = Some(MigrationPhase::Aborted);
-        st.abort_reason = Some("Cancelled".into());
-        st.finished_at = Some(Time(now));
-        st.message = format!(
-            "cancelled in {phase:?} (the VolumeMigration was deleted); {note}; no data was removed"
-        );
-        annotate_pv(ctx, &vm.spec.volume, CANCELLED_ANNOTATION, now).await?;
-        saver.save(&st).await?;
-        warn!(migration = %vm.name_any(), volume = %vm.spec.volume, message = %st.message, "migration cancelled");
-        ctx.metrics
-            .migrations_total
-            .with_label_values(&[outcome_label("Cancelled")])
-            .inc();
-        report(
-            ctx,
-            vm,
-            EventType::Warning,
-            "MigrationCancelled",
-            &st.message,
-        )
-        .await;
+    if !st.phase.is_some_and(MigrationPhase::is_terminal) {
+        cancel(ctx, vm, saver, "the VolumeMigration was deleted").await?;
     } else if !st.cordons.is_empty() {
         steps::release_all(ctx, &mut st).await?;
         saver.save(&st).await?;

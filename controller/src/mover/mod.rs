@@ -76,7 +76,9 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
     }
     cancel::ensure_finalizer(&ctx, &vm).await?;
     if cancel::owner_gone(&ctx, &vm).await? {
-        return cancel::delete(&ctx, &vm).await;
+        tracing::info!(migration = %name, policy = %vm.spec.policy, "the owning StoragePolicy is gone; cancelling the migration");
+        cancel::cancel(&ctx, &vm, &mut saver, "its StoragePolicy was deleted").await?;
+        return Ok(Action::await_change());
     }
     let now = Timestamp::now();
     let started = st.started_at.get_or_insert(Time(now)).0;
