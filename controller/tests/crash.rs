@@ -102,14 +102,7 @@ async fn kill_during_with(
         },
     )
     .await;
-    let st = vms[0].status.clone().unwrap();
-    assert_eq!(
-        st.phase,
-        Some(MigrationPhase::Completed),
-        "{st:?}\n{}",
-        second.log_text()
-    );
-    assert!(st.cordons.is_empty(), "{st:?}");
+    common::assert_completed(&vms[0], &second.log_text());
     let pools = env.replica_pools(&id).await;
     assert_eq!(pools.len(), replicas, "{pools:?}");
     assert!(pools.iter().all(|p| p.starts_with("sata")), "{pools:?}");

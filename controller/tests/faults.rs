@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Env, GIB, assert_no_cordons, assert_removals_safe, create_policy, eventually, metrics,
-    migrations, now, phase, printed_row, sample, series,
+    Env, GIB, assert_no_cordons, assert_outcomes, assert_removals_safe, create_policy, eventually,
+    metrics, migrations, now, only_unsynced_removed, phase, printed_row, sample, series,
 };
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
 use couchestor_mayastor_sim::Profile;
@@ -77,18 +77,8 @@ async fn a_failed_rebuild_aborts_and_keeps_the_old_replica() {
     create_policy(&env, "fault-rebuild", json!({})).await;
     let vm = single_outcome(&env, "fault-rebuild").await;
     assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
-    let removed = &env.sim_state().await["removals"];
-    assert_eq!(removed.as_array().unwrap().len(), 1);
-    assert_eq!(
-        removed[0]["was_healthy"], false,
-        "only the failed new replica may go: {removed}"
-    );
-    let m = metrics(&env, &c).await;
-    assert_eq!(
-        sample(&m, "storage_operator_migrations_total{status=\"failed\"}"),
-        Some(1.0),
-        "{m}"
-    );
+    only_unsynced_removed(&env).await;
+    assert_outcomes(&env, &c, "failed", 1).await;
 }
 
 /// A control plane that ignores the engine's cordons puts the new replica outside the target
@@ -111,17 +101,10 @@ async fn a_replica_placed_outside_the_target_tier_is_undone() {
         "{}",
         st.message
     );
-    let removed = &env.sim_state().await["removals"];
-    assert_eq!(removed.as_array().unwrap().len(), 1, "{removed}");
     // With cordons ignored, Mayastor's own choice (most free, fewest replicas, then id) wins.
-    assert_eq!(removed[0]["pool"], "nvme-1", "{removed}");
-    assert_eq!(removed[0]["was_healthy"], false, "{removed}");
-    let m = metrics(&env, &c).await;
-    assert_eq!(
-        sample(&m, "storage_operator_migrations_total{status=\"failed\"}"),
-        Some(1.0),
-        "{m}"
-    );
+    let removed = only_unsynced_removed(&env).await;
+    assert_eq!(removed["pool"], "nvme-1", "{removed}");
+    assert_outcomes(&env, &c, "failed", 1).await;
 }
 
 /// migrationTimeout with a rebuild too slow to finish: the move aborts in WaitingSync, the
@@ -175,21 +158,15 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
         st.message
     );
     assert!(st.rebuild_progress.is_none(), "{st:?}");
-    let removed = &env.sim_state().await["removals"];
-    assert_eq!(removed.as_array().unwrap().len(), 1, "{removed}");
-    assert_eq!(removed[0]["was_healthy"], false, "{removed}");
-    let m = eventually(
+    only_unsynced_removed(&env).await;
+    eventually(
         "the gauge back to 0",
         30,
         || metrics(&env, &c),
         |m| sample(m, "storage_operator_active_migrations") == Some(0.0),
     )
     .await;
-    assert_eq!(
-        sample(&m, "storage_operator_migrations_total{status=\"aborted\"}"),
-        Some(1.0),
-        "{m}"
-    );
+    assert_outcomes(&env, &c, "aborted", 1).await;
 }
 
 /// Takes the new replica's node (`"nodes"`) or pool (`"pools"`) down while it rebuilds.

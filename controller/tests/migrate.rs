@@ -328,14 +328,7 @@ async fn cordons_placed_by_others_are_left_alone() {
             |v| v.len() == 1 && phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
         )
         .await;
-        let st = vms[0].status.clone().unwrap();
-        assert_eq!(
-            st.phase,
-            Some(MigrationPhase::Completed),
-            "{st:?}\n{}",
-            ctl.log_text()
-        );
-        assert!(st.cordons.is_empty(), "{st:?}");
+        common::assert_completed(&vms[0], &ctl.log_text());
         let want = if profile == Profile::V2_10 {
             "sata-2"
         } else {
@@ -512,10 +505,5 @@ async fn a_wrong_declared_version_is_reported_and_an_unsteerable_scale_down_give
     );
     assert_removals_safe(&state, &[(id.clone(), 1)].into());
     assert_no_cordons(&state);
-    let m = metrics(&env, &ctl).await;
-    assert_eq!(
-        common::sample(&m, "storage_operator_migrations_total{status=\"failed\"}"),
-        Some(1.0),
-        "{m}"
-    );
+    common::assert_outcomes(&env, &ctl, "failed", 1).await;
 }

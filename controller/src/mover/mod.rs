@@ -113,6 +113,7 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
             "UnsupportedMayastorVersion",
             assessment.message.clone(),
         )),
+        (_, None) if !assessment.version_known => Ok(Step::Wait),
         (_, None) => undo::drop_unsynced_extra(&ctx, &vm, &mut st)
             .await
             .map(|note| {

@@ -56,6 +56,9 @@ pub struct Assessment {
     pub message: String,
     /// `--mayastor-version` disagrees with the nodes (or cannot be read): the warning.
     pub mismatch: Option<String>,
+    /// Whether a version was known (declared or reported). A move already under way is not
+    /// stopped just because the nodes briefly report none.
+    pub version_known: bool,
 }
 
 /// Assesses the control plane: pool-cordon support and the release the nodes run.
@@ -131,6 +134,7 @@ pub fn decide(pool_cordon: bool, declared: Option<&str>, nodes: &NodeVersions) -
         steering,
         message,
         mismatch,
+        version_known: effective.is_some(),
     }
 }
 

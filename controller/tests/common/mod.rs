@@ -470,6 +470,33 @@ pub async fn metrics(env: &Env, ctl: &Controller) -> String {
         .unwrap()
 }
 
+/// `storage_operator_migrations_total{status="<status>"}` of the controller is `n`.
+pub async fn assert_outcomes(env: &Env, ctl: &Controller, status: &str, n: u32) {
+    let m = metrics(env, ctl).await;
+    let series = format!("storage_operator_migrations_total{{status=\"{status}\"}}");
+    assert_eq!(sample(&m, &series), Some(f64::from(n)), "{series}:\n{m}");
+}
+
+/// Exactly one replica left the simulator, an unsynced one (the move's own new replica);
+/// returns its removal record.
+pub async fn only_unsynced_removed(env: &Env) -> Value {
+    let state = env.sim_state().await;
+    let removed = state["removals"].as_array().unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(
+        removed[0]["was_healthy"], false,
+        "only an unsynced new replica may go: {removed:?}"
+    );
+    removed[0].clone()
+}
+
+/// The migration completed and holds no cordon; `log` is shown otherwise.
+pub fn assert_completed(vm: &VolumeMigration, log: &str) {
+    let st = vm.status.clone().unwrap_or_default();
+    assert_eq!(st.phase, Some(MigrationPhase::Completed), "{st:?}\n{log}");
+    assert!(st.cordons.is_empty(), "{st:?}");
+}
+
 /// The value of one sample line (`name{labels}`) in a `/metrics` text.
 pub fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics

@@ -3,10 +3,16 @@
 use super::*;
 
 async fn two_nodes(profile: Profile, rate: f64) -> (Sim, MayastorClient, String) {
+    nodes(profile, rate, 2).await
+}
+
+/// Nodes `n1..=count`, each with a 10 GiB pool `p<i>`, and a 1 GiB volume on p1 published on n1.
+async fn nodes(profile: Profile, rate: f64, count: usize) -> (Sim, MayastorClient, String) {
     let sim = start(profile, rate).await;
-    for (node, pool) in [("n1", "p1"), ("n2", "p2")] {
-        sim.node(node).await;
-        sim.pool(pool, node, 10, json!({})).await;
+    for i in 1..=count {
+        let node = format!("n{i}");
+        sim.node(&node).await;
+        sim.pool(&format!("p{i}"), &node, 10, json!({})).await;
     }
     let id = sim
         .volume(json!({"size": GIB, "pools": ["p1"], "publish_on": "n1"}))
@@ -178,15 +184,7 @@ async fn volumes_are_paged_and_fully_listed() {
 
 #[tokio::test]
 async fn the_ignore_cordons_fault_lets_placement_use_cordoned_pools_and_nodes() {
-    let sim = start(Profile::V2_10, 1024.0).await;
-    for (node, pool) in [("n1", "p1"), ("n2", "p2"), ("n3", "p3")] {
-        sim.node(node).await;
-        sim.pool(pool, node, 10, json!({})).await;
-    }
-    let id = sim
-        .volume(json!({"size": GIB, "pools": ["p1"], "publish_on": "n1"}))
-        .await;
-    let ms = client(&sim);
+    let (sim, ms, id) = nodes(Profile::V2_10, 1024.0, 3).await;
     ms.cordon_pool("p2", &PoolCordonReq::REPLICAS)
         .await
         .unwrap();
