@@ -2,7 +2,7 @@
 //! progress stored in the cluster so that a controller killed at any instant resumes or cleans
 //! up correctly after a restart or a leader change.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,19 @@ use crate::tier::Tier;
 pub const POLICY_LABEL: &str = "storage.billyronks.io/policy";
 /// Label on a VolumeMigration naming the PersistentVolume it moves.
 pub const VOLUME_LABEL: &str = "storage.billyronks.io/volume";
+/// Finalizer on a VolumeMigration: deleting it mid-move (or deleting its policy) first releases
+/// the engine's cordons and removes an unsynced replica the move added; old replicas stay.
+pub const FINALIZER: &str = "storage.billyronks.io/migration-cleanup";
+/// PV annotation: when a migration of this volume was cancelled (RFC 3339). Counts like an
+/// aborted migration for the policy's cooldown, so a deleted migration is not restarted at once.
+pub const CANCELLED_ANNOTATION: &str = "storage.billyronks.io/migration-cancelled";
+
+/// Condition type on a VolumeMigration: whether this Mayastor's scale-down can be steered
+/// (reason `PoolCordon`, `NodeCordon` or `UnsupportedMayastorVersion`).
+pub const STEERABLE_CONDITION: &str = "Steerable";
+/// Condition type on a VolumeMigration, set when `--mayastor-version` is given: whether it
+/// agrees with the versions the io-engine nodes report.
+pub const VERSION_MATCH_CONDITION: &str = "VersionMatch";
 
 /// A requested move of one volume to another tier.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -111,7 +124,8 @@ pub struct CordonRef {
     pub kind: CordonKind,
     /// Pool or node id.
     pub id: String,
-    /// Cordon label (node cordons) identifying this migration.
+    /// Identifies this migration: the node cordon's label, or the value of the
+    /// `couchestor-cordon` pool label that marks a pool cordon as the engine's own.
     pub label: String,
 }
 
@@ -152,8 +166,13 @@ pub struct VolumeMigrationStatus {
     /// Human-readable state or reason.
     #[serde(default)]
     pub message: String,
-    /// Machine-readable reason of an abort (e.g. Unpublished, NoEligibleNode, RebuildFailed,
-    /// Timeout, UnsupportedMayastorVersion).
+    /// Machine-readable reason of an abort (e.g. Unpublished, NoEligibleTarget, WrongPlacement,
+    /// RebuildFailed, CannotSteer, Timeout, Cancelled, UnsupportedMayastorVersion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort_reason: Option<String>,
+    /// `Steerable`: whether this Mayastor's scale-down can be steered (reason `PoolCordon`,
+    /// `NodeCordon` or `UnsupportedMayastorVersion`). `VersionMatch` (only with
+    /// `--mayastor-version`): whether the declared version agrees with the io-engine nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
 }

@@ -76,8 +76,9 @@ pub struct RunArgs {
     /// start, which inherit the policy's labels). Empty: all. Useful for canaries and tests.
     #[arg(long, env = "POLICY_SELECTOR", default_value = "")]
     policy_selector: String,
-    /// Mayastor release, e.g. 2.9.0. Needed only on releases without pool cordons (< 2.10), where
-    /// 2.9 or later allows node-cordon steering; older releases are refused.
+    /// Mayastor release, e.g. 2.9.0. Unset: the lowest version the io-engine nodes report. Without
+    /// pool cordons (< 2.10), 2.9 or later is steered with node cordons; older releases are
+    /// refused. A value that disagrees with the nodes is used, and reported.
     #[arg(long, env = "MAYASTOR_VERSION")]
     mayastor_version: Option<String>,
     /// Seconds between two evaluations of a policy.

@@ -16,17 +16,29 @@ use couchestor_testsupport::prometheus;
 use serde_json::json;
 
 async fn kill_during(phase: MigrationPhase, profile: Profile, extra: &[&str]) {
-    let label = format!("crash-{phase:?}-{}", profile.as_str())
+    kill_during_with(phase, profile, extra, 1).await;
+}
+
+/// Kills the controller in `phase` while moving a volume with `replicas` replicas.
+async fn kill_during_with(
+    phase: MigrationPhase,
+    profile: Profile,
+    extra: &[&str],
+    replicas: usize,
+) {
+    let label = format!("crash-{phase:?}-{}-r{replicas}", profile.as_str())
         .to_lowercase()
         .replace('.', "-");
     // 2 GiB at 256 MiB/s: WaitingSync lasts ~8 s. Slow pool calls stretch the cordon steps.
     let Some(env) = Env::new(&label, profile, 256.0).await else {
         return;
     };
-    env.add_tier_nodes("nvme", 2).await;
-    env.add_tier_nodes("sata", 2).await;
+    env.add_tier_nodes("nvme", replicas.max(2)).await;
+    env.add_tier_nodes("sata", replicas.max(2)).await;
     let id = env.uuid(1);
-    let pv = env.add_volume(&id, 2 * GIB, &["nvme-0"], true).await;
+    let old: Vec<String> = (0..replicas).map(|i| format!("nvme-{i}")).collect();
+    let old: Vec<&str> = old.iter().map(String::as_str).collect();
+    let pv = env.add_volume(&id, 2 * GIB, &old, true).await;
     env.admin(
         "faults/latency",
         json!({"millis": 300, "path_prefix": "/v0/pools"}),
@@ -69,7 +81,7 @@ async fn kill_during(phase: MigrationPhase, profile: Profile, extra: &[&str]) {
                 .as_object()
                 .unwrap()
                 .len(),
-            1
+            replicas
         );
     }
 
@@ -90,29 +102,23 @@ async fn kill_during(phase: MigrationPhase, profile: Profile, extra: &[&str]) {
         },
     )
     .await;
-    let st = vms[0].status.clone().unwrap();
-    assert_eq!(
-        st.phase,
-        Some(MigrationPhase::Completed),
-        "{st:?}\n{}",
-        second.log_text()
-    );
-    assert!(st.cordons.is_empty(), "{st:?}");
-    assert_eq!(env.replica_pools(&id).await.len(), 1);
-    assert!(env.replica_pools(&id).await[0].starts_with("sata"));
+    common::assert_completed(&vms[0], &second.log_text());
+    let pools = env.replica_pools(&id).await;
+    assert_eq!(pools.len(), replicas, "{pools:?}");
+    assert!(pools.iter().all(|p| p.starts_with("sata")), "{pools:?}");
     let state = env.sim_state().await;
-    assert_removals_safe(&state, &[(id.clone(), 1)].into());
+    assert_removals_safe(&state, &[(id.clone(), replicas)].into());
+    let removals = state["removals"].as_array().unwrap();
     assert_eq!(
-        state["removals"].as_array().unwrap().len(),
-        1,
-        "exactly the old replica went: {}",
-        state["removals"]
+        removals.len(),
+        replicas,
+        "exactly the old replicas went: {removals:?}"
     );
     assert!(
-        state["removals"][0]["pool"]
-            .as_str()
-            .unwrap()
-            .starts_with("nvme")
+        removals
+            .iter()
+            .all(|r| r["pool"].as_str().unwrap().starts_with("nvme")),
+        "{removals:?}"
     );
     assert_no_cordons(&state);
     // The kill really happened mid-move: the volume was not yet done then.
@@ -157,4 +163,16 @@ async fn killed_while_scaling_up_with_node_cordons_then_resumed() {
         &["--mayastor-version", "2.9.0"],
     )
     .await;
+}
+
+/// A 3-replica volume: killed in its first scale-down, resumed, all three old replicas
+/// replaced one at a time, never fewer than three healthy copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_scaling_down_a_three_replica_volume_then_resumed() {
+    kill_during_with(MigrationPhase::ScalingDown, Profile::V2_10, &[], 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_waiting_for_sync_with_node_cordons_and_three_replicas_then_resumed() {
+    kill_during_with(MigrationPhase::WaitingSync, Profile::V2_9, &[], 3).await;
 }

@@ -7,12 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Env, GIB, assert_no_cordons, assert_removals_safe, create_policy, eventually, migrations, now,
-    phase, series,
+    Env, GIB, assert_no_cordons, assert_outcomes, assert_removals_safe, create_policy, eventually,
+    metrics, migrations, now, only_unsynced_removed, phase, printed_row, sample, series,
 };
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
 use couchestor_mayastor_sim::Profile;
 use couchestor_testsupport::prometheus;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
@@ -72,16 +73,100 @@ async fn a_failed_rebuild_aborts_and_keeps_the_old_replica() {
     };
     env.admin("faults/fail-next-rebuild", json!({"at_percent": 40}))
         .await;
-    let _c = env.controller("c", prom.url(), &[]);
+    let c = env.controller("c", prom.url(), &[]);
     create_policy(&env, "fault-rebuild", json!({})).await;
     let vm = single_outcome(&env, "fault-rebuild").await;
     assert_aborted_untouched(&env, &id, &vm, "RebuildFailed", "old replicas kept").await;
-    let removed = &env.sim_state().await["removals"];
-    assert_eq!(removed.as_array().unwrap().len(), 1);
-    assert_eq!(
-        removed[0]["was_healthy"], false,
-        "only the failed new replica may go: {removed}"
+    only_unsynced_removed(&env).await;
+    assert_outcomes(&env, &c, "failed", 1).await;
+}
+
+/// A control plane that ignores the engine's cordons puts the new replica outside the target
+/// tier: the engine notices at once and removes it while it is still unsynced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_placed_outside_the_target_tier_is_undone() {
+    let Some((env, id, prom)) = one_cold_volume("fault-place", Profile::V2_10, 256.0, true).await
+    else {
+        return;
+    };
+    env.admin_put("faults/ignore-cordons", json!({"enabled": true}))
+        .await;
+    let c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-place", json!({})).await;
+    let vm = single_outcome(&env, "fault-place").await;
+    assert_aborted_untouched(&env, &id, &vm, "WrongPlacement", "outside the target tier").await;
+    let st = vm.status.clone().unwrap();
+    assert!(
+        st.message.contains("was removed and the old replicas kept"),
+        "{}",
+        st.message
     );
+    // With cordons ignored, Mayastor's own choice (most free, fewest replicas, then id) wins.
+    let removed = only_unsynced_removed(&env).await;
+    assert_eq!(removed["pool"], "nvme-1", "{removed}");
+    assert_outcomes(&env, &c, "failed", 1).await;
+}
+
+/// migrationTimeout with a rebuild too slow to finish: the move aborts in WaitingSync, the
+/// unsynced new replica is removed, the old one kept, cordons released. Meanwhile the
+/// `kubectl get` PROGRESS column shows the rebuild and the active-migrations gauge counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
+    // 1 GiB at 4 MiB/s: 256 s of rebuild against a 60 s timeout.
+    let Some((env, id, prom)) = one_cold_volume("fault-timeout", Profile::V2_10, 4.0, true).await
+    else {
+        return;
+    };
+    let c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-timeout", json!({"migrationTimeout": "1m"})).await;
+    let vms = eventually(
+        "the rebuild to show progress",
+        60,
+        || migrations(&env, "fault-timeout"),
+        |v| {
+            v.len() == 1
+                && v[0]
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.rebuild_progress)
+                    .is_some_and(|p| p >= 2)
+        },
+    )
+    .await;
+    assert_eq!(vms[0].spec.timeout_seconds, 60);
+    let row = printed_row(&env, &vms[0].name_any()).await;
+    assert_eq!(row["PHASE"], "WaitingSync", "{row:?}");
+    let progress = row["PROGRESS"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{row:?}"));
+    assert!((2..100).contains(&progress), "{row:?}");
+    let active = eventually(
+        "the active-migrations gauge",
+        30,
+        || metrics(&env, &c),
+        |m| sample(m, "storage_operator_active_migrations") == Some(1.0),
+    )
+    .await;
+    assert!(active.contains("storage_operator_active_migrations 1"));
+
+    let vm = single_outcome(&env, "fault-timeout").await;
+    assert_aborted_untouched(&env, &id, &vm, "Timeout", "timed out in WaitingSync").await;
+    let st = vm.status.clone().unwrap();
+    assert!(
+        st.message.contains("was removed and the old replicas kept"),
+        "{}",
+        st.message
+    );
+    assert!(st.rebuild_progress.is_none(), "{st:?}");
+    only_unsynced_removed(&env).await;
+    eventually(
+        "the gauge back to 0",
+        30,
+        || metrics(&env, &c),
+        |m| sample(m, "storage_operator_active_migrations") == Some(0.0),
+    )
+    .await;
+    assert_outcomes(&env, &c, "aborted", 1).await;
 }
 
 /// Takes the new replica's node (`"nodes"`) or pool (`"pools"`) down while it rebuilds.

@@ -7,14 +7,15 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    Env, GIB, assert_no_cordons, assert_removals_safe, create_policy, eventually, migrations, now,
-    phase, profiles, series,
+    Env, GIB, assert_cordons, assert_no_cordons, assert_removals_safe, create_policy, event_note,
+    eventually, metrics, migrations, now, phase, profiles, series,
 };
 use couchestor_common::StoragePolicy;
-use couchestor_common::migration::MigrationPhase;
+use couchestor_common::migration::{MigrationPhase, STEERABLE_CONDITION, VERSION_MATCH_CONDITION};
 use couchestor_mayastor_sim::Profile;
 use couchestor_testsupport::prometheus;
 use k8s_openapi::api::core::v1::PersistentVolume;
+use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::json;
 
@@ -125,19 +126,25 @@ async fn moves_both_ways_for_one_and_three_replicas_on_every_profile() {
             ),
             (0, 0, 4)
         );
-        let metrics = env
-            .http
-            .get(format!("http://127.0.0.1:{}/metrics", ctl.metrics_port))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&env, &ctl).await;
         assert!(
             metrics.contains("storage_operator_migrations_total{status=\"success\"} 4"),
             "{metrics}"
         );
+        // Started and finished: on the PV and on its claim.
+        let pv = format!("pvc-{}", vols[0].0);
+        let claim = format!("claim-{}", &vols[0].0[vols[0].0.len() - 6..]);
+        for kind in ["PersistentVolume", "PersistentVolumeClaim"] {
+            let name = if kind == "PersistentVolume" {
+                &pv
+            } else {
+                &claim
+            };
+            let started = event_note(&env, kind, name, "MigrationStarted").await;
+            assert!(started.contains("from hot to cold"), "{started}");
+            let done = event_note(&env, kind, name, "MigrationCompleted").await;
+            assert!(done.contains("moved from hot to cold"), "{done}");
+        }
 
         // Cooldown: nothing moves again, however hot the volumes stay.
         tokio::time::sleep(std::time::Duration::from_secs(7)).await;
@@ -176,6 +183,31 @@ async fn a_mayastor_whose_scale_down_cannot_be_steered_is_refused() {
         "{}",
         st.message
     );
+    // Detected from the nodes (no --mayastor-version), visible as a condition and an Event.
+    let steerable = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == STEERABLE_CONDITION)
+        .expect("a Steerable condition");
+    assert_eq!(
+        (steerable.status.as_str(), steerable.reason.as_str()),
+        ("False", "UnsupportedMayastorVersion")
+    );
+    assert!(
+        steerable
+            .message
+            .contains("2.7.1 (lowest reported by the nodes)"),
+        "{}",
+        steerable.message
+    );
+    let note = event_note(
+        &env,
+        "VolumeMigration",
+        &vms[0].name_any(),
+        "UnsupportedMayastorVersion",
+    )
+    .await;
+    assert!(note.contains("moves are refused"), "{note}");
     assert_eq!(
         env.replica_pools(&env.uuid(7)).await,
         vec!["nvme-0".to_string()]
@@ -245,4 +277,233 @@ async fn preservation_mode_keeps_the_old_replica_and_reports_on_the_claim() {
         on_claim.regarding.as_ref().unwrap().kind.as_deref(),
         Some("PersistentVolumeClaim")
     );
+}
+
+/// An admin's pool and node cordons (placed before the move) survive it; the engine's own are
+/// all gone, and the cordoned pool and node were never used as targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordons_placed_by_others_are_left_alone() {
+    for profile in [Profile::V2_9, Profile::V2_10] {
+        let label = format!("precordon-{}", profile.as_str().replace('.', "-"));
+        let Some(env) = Env::new(&label, profile, 2048.0).await else {
+            return;
+        };
+        env.add_tier_nodes("nvme", 2).await;
+        env.add_tier_nodes("sata", 3).await;
+        let id = env.uuid(1);
+        let pv = env.add_volume(&id, GIB, &["nvme-0"], true).await;
+        let ms = |path: &str| format!("{}/{path}", env.sim.base_url());
+        // Equal pools: without these cordons sata-0 (first, node sata-node-0) would be chosen.
+        let (pools, nodes): (&[&str], &[(&str, &str)]) = if profile == Profile::V2_10 {
+            let r = env
+                .http
+                .put(ms("pools/sata-0/cordon"))
+                .json(&json!({"replicas": true, "snapshots": false, "restores": false, "import": false}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+            (&["sata-0"], &[("sata-node-1", "admin-maintenance")])
+        } else {
+            (&[], &[("sata-node-0", "admin-maintenance")])
+        };
+        for (node, l) in nodes {
+            let r = env
+                .http
+                .put(ms(&format!("nodes/{node}/cordon/{l}")))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+        let Some(prom) = prometheus(&series(&[(pv, 1.0)], now() - 60)).await else {
+            return;
+        };
+        let ctl = env.controller("controller", prom.url(), &[]);
+        create_policy(&env, &label, json!({})).await;
+        let vms = eventually(
+            "the move to finish",
+            90,
+            || migrations(&env, &label),
+            |v| v.len() == 1 && phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
+        )
+        .await;
+        common::assert_completed(&vms[0], &ctl.log_text());
+        let want = if profile == Profile::V2_10 {
+            "sata-2"
+        } else {
+            "sata-1"
+        };
+        assert_eq!(env.replica_pools(&id).await, vec![want.to_string()]);
+        // The admin's cordons are exactly as they were; none of the engine's is left.
+        assert_cordons(&env.sim_state().await, pools, nodes);
+        env.sim.shutdown().await.unwrap();
+    }
+}
+
+/// Mayastor may remove another old replica than the steered one (here: one whose pool an
+/// admin relabelled mid-move, which 2.10 prefers over a cordoned pool). That is progress, not
+/// a reason to wait forever: the move completes and no healthy copy went early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_down_that_takes_another_old_replica_counts_as_progress() {
+    // 1 GiB at 128 MiB/s: each WaitingSync lasts ~8 s.
+    let Some(env) = Env::new("other-victim", Profile::V2_10, 128.0).await else {
+        return;
+    };
+    env.add_tier_nodes("nvme", 3).await;
+    env.add_tier_nodes("sata", 3).await;
+    let id = env.uuid(1);
+    let pv = env
+        .add_volume_with(
+            &id,
+            GIB,
+            &["nvme-0", "nvme-1", "nvme-2"],
+            true,
+            json!({"inclusion": {"couchestor-tier": ""}}),
+        )
+        .await;
+    let Some(prom) = prometheus(&series(&[(pv, 1.0)], now() - 60)).await else {
+        return;
+    };
+    let ctl = env.controller("controller", prom.url(), &[]);
+    create_policy(&env, "other-victim", json!({})).await;
+    let vms = eventually(
+        "the first WaitingSync",
+        60,
+        || migrations(&env, "other-victim"),
+        |v| {
+            v.len() == 1
+                && phase(&v[0]) == Some(MigrationPhase::WaitingSync)
+                && v[0].status.as_ref().unwrap().remaining.len() == 3
+        },
+    )
+    .await;
+    let st = vms[0].status.clone().unwrap();
+    let (steered, other) = (&st.remaining[0], &st.remaining[1]);
+    let r = env
+        .http
+        .delete(format!(
+            "{}/pools/{}/label/couchestor-tier",
+            env.sim.base_url(),
+            other.pool
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let vms = eventually(
+        "completion",
+        120,
+        || migrations(&env, "other-victim"),
+        |v| phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
+    )
+    .await;
+    assert_eq!(
+        phase(&vms[0]),
+        Some(MigrationPhase::Completed),
+        "{:?}\n{}",
+        vms[0].status,
+        ctl.log_text()
+    );
+    let state = env.sim_state().await;
+    let removed: Vec<&str> = state["removals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["replica"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed[0], other.uuid,
+        "Mayastor took the relabelled replica first, not the steered {}",
+        steered.uuid
+    );
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert!(
+        ctl.log_text()
+            .contains("Mayastor removed another old replica than the steered one"),
+        "{}",
+        ctl.log_text()
+    );
+    assert_removals_safe(&state, &[(id.clone(), 3)].into());
+    let pools = env.replica_pools(&id).await;
+    assert!(pools.iter().all(|p| p.starts_with("sata")), "{pools:?}");
+    assert_no_cordons(&state);
+}
+
+/// Told `--mayastor-version 2.9.0` while the nodes run 2.7: the disagreement is reported
+/// (condition and Event), the declared version is trusted, and since 2.7 keeps removing the
+/// new replica the move gives up (`CannotSteer`) with the old replica intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_declared_version_is_reported_and_an_unsteerable_scale_down_gives_up() {
+    let Some(env) = Env::new("cannot-steer", Profile::V2_7, 2048.0).await else {
+        return;
+    };
+    env.add_tier_nodes("nvme", 2).await;
+    env.add_tier_nodes("sata", 2).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0"], true).await;
+    let Some(prom) = prometheus(&series(&[(pv, 1.0)], now() - 60)).await else {
+        return;
+    };
+    let ctl = env.controller("controller", prom.url(), &["--mayastor-version", "2.9.0"]);
+    create_policy(&env, "cannot-steer", json!({})).await;
+    let vms = eventually(
+        "the move to give up",
+        120,
+        || migrations(&env, "cannot-steer"),
+        |v| v.len() == 1 && phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
+    )
+    .await;
+    let st = vms[0].status.clone().unwrap();
+    assert_eq!(
+        (st.phase, st.abort_reason.as_deref(), st.retries),
+        (Some(MigrationPhase::Aborted), Some("CannotSteer"), 4),
+        "{st:?}\n{}",
+        ctl.log_text()
+    );
+    let cond = |t: &str| {
+        st.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .cloned()
+            .unwrap()
+    };
+    let matched = cond(VERSION_MATCH_CONDITION);
+    assert_eq!(
+        (matched.status.as_str(), matched.reason.as_str()),
+        ("False", "MayastorVersionMismatch")
+    );
+    assert!(
+        matched.message.contains("2.9.0 disagrees") && matched.message.contains("v2.7.1"),
+        "{}",
+        matched.message
+    );
+    assert_eq!(cond(STEERABLE_CONDITION).reason, "NodeCordon");
+    let note = event_note(
+        &env,
+        "VolumeMigration",
+        &vms[0].name_any(),
+        "MayastorVersionMismatch",
+    )
+    .await;
+    assert!(note.contains("v2.7.1"), "{note}");
+    assert!(
+        ctl.log_text()
+            .contains("declared Mayastor version disagrees with the nodes"),
+        "the disagreement is logged"
+    );
+    // Each attempt's new (synced) replica went, never the old one.
+    assert_eq!(env.replica_pools(&id).await, vec!["nvme-0".to_string()]);
+    let state = env.sim_state().await;
+    let removals = state["removals"].as_array().unwrap();
+    assert_eq!(removals.len(), 4, "{removals:?}");
+    assert!(
+        removals
+            .iter()
+            .all(|r| r["pool"].as_str().unwrap().starts_with("sata")),
+        "{removals:?}"
+    );
+    assert_removals_safe(&state, &[(id.clone(), 1)].into());
+    assert_no_cordons(&state);
+    common::assert_outcomes(&env, &ctl, "failed", 1).await;
 }

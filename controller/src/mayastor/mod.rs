@@ -13,13 +13,15 @@
 //! failure is an [`Error`] naming the operation, method, path and, for HTTP errors, the status
 //! and the server's `RestJsonError` body.
 //!
-//! Capability detection (pool cordon) is described on [`MayastorClient::capabilities`].
+//! Capability detection (pool cordon) is described on [`MayastorClient::capabilities`]; the
+//! release the nodes run on [`MayastorClient::engine_versions`].
 
 mod capabilities;
 mod enums;
 mod error;
 pub mod model;
 mod read;
+mod version;
 mod write;
 
 #[cfg(test)]
@@ -33,6 +35,7 @@ use tokio::sync::OnceCell;
 
 pub use capabilities::*;
 pub use error::Error;
+pub use version::{MayastorVersion, NodeVersions};
 
 /// Client for one Mayastor REST endpoint. Cheap to clone (the connection pool is shared).
 #[derive(Debug, Clone)]

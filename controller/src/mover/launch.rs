@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
-    MigrationPhase, POLICY_LABEL, VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
+    CANCELLED_ANNOTATION, FINALIZER, MigrationPhase, POLICY_LABEL, VOLUME_LABEL, VolumeMigration,
+    VolumeMigrationSpec,
 };
 use couchestor_common::plan::Move;
 use couchestor_common::storagepolicy::MigrationRecord;
@@ -15,9 +16,9 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::finish::report;
 use crate::context::{Context, Error};
 use crate::observe::Observation;
-use crate::reconcile::publish;
 
 /// Most recent migrations kept in a policy's status.
 pub const HISTORY_LIMIT: usize = 20;
@@ -27,8 +28,9 @@ pub const HISTORY_LIMIT: usize = 20;
 pub struct Summary {
     /// PVs with a migration in progress (any policy).
     pub migrating: HashSet<String>,
-    /// Per PV, when its latest aborted migration ended (Unix seconds): retried only after the
-    /// policy's cooldown, like a completed move.
+    /// Per PV, when its latest aborted (or cancelled: the PV's
+    /// `storage.billyronks.io/migration-cancelled` annotation) migration ended (Unix seconds):
+    /// retried only after the policy's cooldown, like a completed move.
     pub last_abort: HashMap<String, i64>,
     /// Migrations in progress across all policies.
     pub active_total: u32,
@@ -79,6 +81,17 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
         }
         if phase.is_some_and(MigrationPhase::is_terminal) {
             finished.entry(vm.spec.policy.clone()).or_default().push(vm);
+        }
+    }
+    // A cancelled migration is deleted: its PV's annotation remembers when.
+    for pv in ctx.pvs.state() {
+        let at = pv
+            .annotations()
+            .get(CANCELLED_ANNOTATION)
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+        if let Some(at) = at {
+            let e = s.last_abort.entry(pv.name_any()).or_insert(i64::MIN);
+            *e = (*e).max(at.as_second());
         }
     }
     for (policy, mut vms) in finished {
@@ -176,6 +189,7 @@ pub async fn launch(
         labels.insert(VOLUME_LABEL.into(), m.volume.clone());
         vm.owner_references_mut()
             .push(policy.controller_owner_ref(&()).expect("policy has a uid"));
+        vm.finalizers_mut().push(FINALIZER.into());
         match api.create(&PostParams::default(), &vm).await {
             Ok(created) => {
                 started += 1;
@@ -184,22 +198,7 @@ pub async fn launch(
                     "moving {} from {} to {}: {}",
                     m.volume, m.from, m.to, m.reason
                 );
-                publish(
-                    ctx,
-                    &created.object_ref(&()),
-                    EventType::Normal,
-                    "MigrationStarted",
-                    &note,
-                )
-                .await;
-                publish(
-                    ctx,
-                    &crate::reconcile::pv_ref(&m.volume),
-                    EventType::Normal,
-                    "MigrationStarted",
-                    &note,
-                )
-                .await;
+                report(ctx, &created, EventType::Normal, "MigrationStarted", &note).await;
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),

@@ -3,26 +3,29 @@
 //! Completed, or to Aborted with the data kept. Migrations run as their own controller, outside
 //! the policy reconcile, so a slow rebuild never blocks planning.
 
+pub mod cancel;
+pub mod conditions;
+pub mod finish;
+pub mod health;
 pub mod launch;
 pub mod steer;
 pub mod steps;
+pub mod target;
+pub mod undo;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::context::{Context, Error};
-use crate::observe::LAST_MIGRATION_ANNOTATION;
-use crate::reconcile::{MANAGER, publish, pv_ref};
+use crate::reconcile::MANAGER;
 use steps::{AsyncSave, Step};
 
 /// Writes a migration's status with server-side apply.
@@ -56,6 +59,9 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
         api: Api::all(ctx.client.clone()),
         name: &name,
     };
+    if vm.metadata.deletion_timestamp.is_some() {
+        return cancel::cleanup(&ctx, &vm, &mut saver).await;
+    }
     let mut st = vm.status.clone().unwrap_or_default();
     let phase = st.phase.unwrap_or(MigrationPhase::Analyzing);
     if phase.is_terminal() {
@@ -64,6 +70,14 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
             steps::release_all(&ctx, &mut st).await?;
             saver.save(&st).await?;
         }
+        // Nothing left to clean up: the migration may now be deleted without the engine.
+        cancel::remove_finalizer(&ctx, &vm).await?;
+        return Ok(Action::await_change());
+    }
+    cancel::ensure_finalizer(&ctx, &vm).await?;
+    if cancel::owner_gone(&ctx, &vm).await? {
+        tracing::info!(migration = %name, policy = %vm.spec.policy, "the owning StoragePolicy is gone; cancelling the migration");
+        cancel::cancel(&ctx, &vm, &mut saver, "its StoragePolicy was deleted").await?;
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
@@ -71,25 +85,48 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
     let timed_out = now.as_second() - started.as_second() > vm.spec.timeout_seconds as i64;
     st.phase = Some(phase);
 
-    let steering = match steer::steering(&ctx).await {
-        Ok(Some(s)) => Some(s),
-        Ok(None) => None,
+    let assessment = match steer::assess(&ctx).await {
+        Ok(a) => a,
         Err(e) => return transient(&vm, &mut saver, &mut st, e.into()).await,
     };
-    let outcome = match (phase, steering) {
-        (MigrationPhase::Analyzing, _) => steps::analyze(&ctx, &vm, &mut st).await,
-        (_, None) => Ok(Step::Abort(
-            "UnsupportedMayastorVersion",
-            steer::UNSTEERABLE.into(),
-        )),
-        (MigrationPhase::ScalingUp, _) if timed_out && st.new_replica.is_none() => Ok(Step::Abort(
+    conditions::record(&ctx, &vm, &mut st, &assessment).await;
+    let outcome = match (phase, assessment.steering) {
+        (MigrationPhase::Analyzing, _) if timed_out => Ok(Step::Abort(
             "Timeout",
-            "timed out before a new replica was added".into(),
+            format!(
+                "not started within {}s; nothing had been changed",
+                vm.spec.timeout_seconds
+            ),
         )),
+        (_, _) if timed_out => undo::drop_unsynced_extra(&ctx, &vm, &mut st)
+            .await
+            .map(|note| {
+                Step::Abort(
+                    "Timeout",
+                    format!(
+                        "not done within {}s (timed out in {phase:?}); {note}",
+                        vm.spec.timeout_seconds
+                    ),
+                )
+            }),
+        (MigrationPhase::Analyzing, None) => Ok(Step::Abort(
+            "UnsupportedMayastorVersion",
+            assessment.message.clone(),
+        )),
+        (_, None) if !assessment.version_known => Ok(Step::Wait),
+        (_, None) => undo::drop_unsynced_extra(&ctx, &vm, &mut st)
+            .await
+            .map(|note| {
+                Step::Abort(
+                    "UnsupportedMayastorVersion",
+                    format!("{}; {note}", assessment.message),
+                )
+            }),
+        (MigrationPhase::Analyzing, Some(s)) => steps::analyze(&ctx, &vm, &mut st, s).await,
         (MigrationPhase::ScalingUp, Some(s)) => {
             steps::scale_up(&ctx, &vm, &mut st, s, &mut saver).await
         }
-        (MigrationPhase::WaitingSync, _) => steps::wait_sync(&ctx, &vm, &mut st, timed_out).await,
+        (MigrationPhase::WaitingSync, Some(_)) => steps::wait_sync(&ctx, &vm, &mut st).await,
         (MigrationPhase::ScalingDown, Some(s)) => {
             steps::scale_down(&ctx, &vm, &mut st, s, &mut saver).await
         }
@@ -112,9 +149,9 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
             saver.save(&st).await?;
             Ok(Action::requeue(Duration::from_millis(200)))
         }
-        Step::Done => finish(&ctx, &vm, &mut saver, st, None).await,
+        Step::Done => finish::finish(&ctx, &vm, &mut saver, st, None).await,
         Step::Abort(reason, message) => {
-            finish(&ctx, &vm, &mut saver, st, Some((reason, message))).await
+            finish::finish(&ctx, &vm, &mut saver, st, Some((reason, message))).await
         }
     }
 }
@@ -130,98 +167,6 @@ async fn transient(
     st.message = format!("retrying after error: {e}");
     saver.save(st).await?;
     Ok(Action::requeue(Duration::from_secs(3)))
-}
-
-async fn finish(
-    ctx: &Context,
-    vm: &VolumeMigration,
-    saver: &mut Saver<'_>,
-    mut st: VolumeMigrationStatus,
-    abort: Option<(&'static str, String)>,
-) -> Result<Action, Error> {
-    // Cordons first: a terminal phase is written only once none is left.
-    steps::release_all(ctx, &mut st).await?;
-    let now = Timestamp::now();
-    st.finished_at = Some(Time(now));
-    let (event_type, reason, note, status_label) = match &abort {
-        None => {
-            st.phase = Some(MigrationPhase::Completed);
-            st.message = if vm.spec.preservation_mode {
-                format!(
-                    "new replica on {} synced; old replicas kept (preservation mode)",
-                    vm.spec.to
-                )
-            } else {
-                format!("moved from {} to {}", vm.spec.from, vm.spec.to)
-            };
-            annotate_pv(ctx, &vm.spec.volume, now).await?;
-            (
-                EventType::Normal,
-                "MigrationCompleted",
-                st.message.clone(),
-                "success",
-            )
-        }
-        Some((why, message)) => {
-            st.phase = Some(MigrationPhase::Aborted);
-            st.abort_reason = Some((*why).to_string());
-            st.message = format!("{message}; no data was removed");
-            let label = if *why == "Timeout" || *why == "UnsupportedMayastorVersion" {
-                "aborted"
-            } else {
-                "failed"
-            };
-            (
-                EventType::Warning,
-                "MigrationAborted",
-                format!("{why}: {}", st.message),
-                label,
-            )
-        }
-    };
-    st.rebuild_progress = st.rebuild_progress.filter(|_| abort.is_none());
-    saver.save(&st).await?;
-    info!(migration = %vm.name_any(), volume = %vm.spec.volume, outcome = status_label, message = %st.message, "migration finished");
-    ctx.metrics
-        .migrations_total
-        .with_label_values(&[status_label])
-        .inc();
-    publish(ctx, &vm.object_ref(&()), event_type, reason, &note).await;
-    publish(ctx, &pv_ref(&vm.spec.volume), event_type, reason, &note).await;
-    if let Some(claim) = claim_of(ctx, &vm.spec.volume).await {
-        publish(ctx, &claim, event_type, reason, &note).await;
-    }
-    Ok(Action::await_change())
-}
-
-async fn annotate_pv(ctx: &Context, pv: &str, at: Timestamp) -> Result<(), Error> {
-    let patch = serde_json::json!({"metadata": {"annotations": {LAST_MIGRATION_ANNOTATION: at.to_string()}}});
-    match Api::<PersistentVolume>::all(ctx.client.clone())
-        .patch(pv, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        // The PV was deleted meanwhile: nothing to annotate.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The claim bound to a PV, for Events.
-async fn claim_of(ctx: &Context, pv: &str) -> Option<ObjectReference> {
-    let pv = Api::<PersistentVolume>::all(ctx.client.clone())
-        .get_opt(pv)
-        .await
-        .ok()??;
-    let r = pv.spec?.claim_ref?;
-    Some(ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("PersistentVolumeClaim".into()),
-        namespace: r.namespace,
-        name: r.name,
-        uid: r.uid,
-        ..Default::default()
-    })
 }
 
 /// Error policy of the migration controller.

@@ -11,11 +11,13 @@
 
 use std::collections::BTreeSet;
 
-use couchestor_common::migration::{
-    MigrationPhase, ReplicaRef, VolumeMigration, VolumeMigrationStatus,
-};
+use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
+use tracing::info;
 
+use super::health::{healthy, healthy_count, replicas};
 use super::steer::{self, Steering};
+use super::target::{self, Inventory};
+use super::undo;
 use crate::context::Context;
 use crate::context::Error;
 use crate::mayastor::model::{ChildState, Volume, VolumeStatus};
@@ -33,49 +35,17 @@ pub enum Step {
     Abort(&'static str, String),
 }
 
-fn replicas(v: &Volume) -> Vec<ReplicaRef> {
-    v.state
-        .replica_topology
-        .iter()
-        .map(|(uuid, r)| ReplicaRef {
-            uuid: uuid.clone(),
-            pool: r.pool.clone().unwrap_or_default(),
-            node: r.node.clone().unwrap_or_default(),
-        })
-        .collect()
-}
+/// Scale-downs that remove the wrong replica tolerated before giving up.
+const MAX_RETRIES: u32 = 3;
 
-/// A replica whose nexus child is Online with no rebuild running.
-fn healthy(v: &Volume, uuid: &str) -> bool {
-    v.state.replica_topology.get(uuid).is_some_and(|r| {
-        r.child_status
-            .as_ref()
-            .is_some_and(|c| *c == ChildState::Online)
-            && r.rebuild_progress.is_none()
-    })
-}
-
-fn healthy_count(v: &Volume) -> usize {
-    v.state
-        .replica_topology
-        .keys()
-        .filter(|u| healthy(v, u))
-        .count()
-}
-
-/// Preflight: volume Online and published, steering possible, a target pool with room on a
-/// node that holds no replica. Records the replicas to replace.
+/// Preflight: volume Online and published, a target pool with room on a node that holds no
+/// replica. Records the replicas to replace. (Steering was established by the caller.)
 pub async fn analyze(
     ctx: &Context,
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
+    steering: Steering,
 ) -> Result<Step, Error> {
-    let Some(steering) = steer::steering(ctx).await? else {
-        return Ok(Step::Abort(
-            "UnsupportedMayastorVersion",
-            steer::UNSTEERABLE.into(),
-        ));
-    };
     let v = ctx.mayastor.get_volume(&vm.spec.volume_id).await?;
     if v.state.target.is_none() {
         return Ok(Step::Abort(
@@ -102,64 +72,11 @@ pub async fn analyze(
     if st.remaining.is_empty() {
         return Ok(Step::Done);
     }
-    match pick_target(ctx, vm, &v, steering).await? {
+    let inv = Inventory::read(ctx).await?;
+    match target::pick(vm, &v, steering, &inv) {
         Ok(_) => Ok(Step::Next(MigrationPhase::ScalingUp)),
         Err(why) => Ok(Step::Abort("NoEligibleTarget", why)),
     }
-}
-
-/// A target-tier pool that is Online, has room, and sits on a node that holds no replica.
-/// With node-cordon steering the node is what gets chosen, so a node that also hosts a pool
-/// outside the target tier is not a safe target (Mayastor could pick that pool instead).
-async fn pick_target(
-    ctx: &Context,
-    vm: &VolumeMigration,
-    v: &Volume,
-    steering: Steering,
-) -> Result<Result<(String, String), String>, Error> {
-    let used_nodes: BTreeSet<String> = replicas(v).into_iter().map(|r| r.node).collect();
-    let pools = ctx.mayastor.list_pools().await?;
-    let mixed_nodes: BTreeSet<&str> = pools
-        .iter()
-        .filter(|p| !vm.spec.target_pools.contains(&p.id))
-        .filter_map(|p| p.spec.as_ref().map(|s| s.node.as_str()))
-        .collect();
-    let mut best: Option<(u64, String, String)> = None;
-    let mut why = Vec::new();
-    for p in pools
-        .iter()
-        .filter(|p| vm.spec.target_pools.contains(&p.id))
-    {
-        let Some(state) = &p.state else {
-            why.push(format!("{}: no state (node down?)", p.id));
-            continue;
-        };
-        if state.status.as_str() != "Online" {
-            why.push(format!("{}: {}", p.id, state.status.as_str()));
-        } else if used_nodes.contains(&state.node) {
-            why.push(format!(
-                "{}: node {} already holds a replica",
-                p.id, state.node
-            ));
-        } else if steering == Steering::NodeCordon && mixed_nodes.contains(state.node.as_str()) {
-            why.push(format!(
-                "{}: node {} also hosts pools of other tiers, which node cordons (Mayastor < 2.10) cannot exclude",
-                p.id, state.node
-            ));
-        } else if state.free() <= v.spec.size {
-            why.push(format!(
-                "{}: {} bytes free, volume needs {}",
-                p.id,
-                state.free(),
-                v.spec.size
-            ));
-        } else if best.as_ref().is_none_or(|b| state.free() > b.0) {
-            best = Some((state.free(), p.id.clone(), state.node.clone()));
-        }
-    }
-    Ok(best
-        .map(|(_, p, n)| (p, n))
-        .ok_or_else(|| format!("no eligible target pool: {}", why.join("; "))))
 }
 
 /// Adds one replica on the target tier, placed there by cordoning every other pool (or node).
@@ -174,35 +91,33 @@ pub async fn scale_up(
     let _lock = ctx.cordon_lock.lock().await;
     let mut v = ctx.mayastor.get_volume(&vm.spec.volume_id).await?;
     if v.spec.num_replicas == start {
-        let (pool, node) = match pick_target(ctx, vm, &v, steering).await? {
+        let inv = Inventory::read(ctx).await?;
+        let (pool, node) = match target::pick(vm, &v, steering, &inv) {
             Ok(t) => t,
             Err(why) => return Ok(Step::Abort("NoEligibleTarget", why)),
         };
-        let others: Vec<_> = ctx
-            .mayastor
-            .list_pools()
-            .await?
-            .into_iter()
-            .filter_map(|p| p.state.map(|s| (p.id, s.node)))
-            .filter(|(p, n)| match steering {
-                Steering::PoolCordon => *p != pool,
-                Steering::NodeCordon => *n != node,
-            })
-            .collect();
-        for (p, n) in &others {
-            let c = steer::cordon_for(steering, vm, p, n);
+        for (p, n) in target::to_cordon(vm, steering, (&pool, &node), &inv) {
+            let c = steer::cordon_for(steering, vm, &p, &n);
             if !st.cordons.contains(&c) {
                 st.cordons.push(c);
             }
         }
         save.save(st).await?; // recorded before placed: a cordon is never placed unrecorded
-        for c in st.cordons.clone() {
-            steer::place(ctx, &c).await?;
-        }
-        v = ctx
+        place_all(ctx, st).await?;
+        v = match ctx
             .mayastor
             .set_replica_count(&vm.spec.volume_id, start + 1)
-            .await?;
+            .await
+        {
+            Ok(v) => v,
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 507) => {
+                return Ok(Step::Abort(
+                    "NoEligibleTarget",
+                    format!("Mayastor found no pool for the new replica on {pool}: {e}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
     }
     release_and_save(ctx, st, save).await?;
     if v.spec.num_replicas != start + 1 {
@@ -226,13 +141,11 @@ pub async fn scale_up(
     st.new_replica = Some(new.clone());
     if !vm.spec.target_pools.contains(&new.pool) {
         // Not where it was steered: undo now, while it is still unsynced and so removed first.
-        ctx.mayastor
-            .set_replica_count(&vm.spec.volume_id, start)
-            .await?;
+        let note = undo::drop_unsynced_extra(ctx, vm, st).await?;
         return Ok(Step::Abort(
             "WrongPlacement",
             format!(
-                "the new replica landed on pool {}, outside the target tier",
+                "the new replica landed on pool {}, outside the target tier; {note}",
                 new.pool
             ),
         ));
@@ -240,18 +153,28 @@ pub async fn scale_up(
     Ok(Step::Next(MigrationPhase::WaitingSync))
 }
 
+/// Places every recorded cordon; the ones someone else already holds are left untouched and
+/// dropped from the record.
+async fn place_all(ctx: &Context, st: &mut VolumeMigrationStatus) -> Result<(), Error> {
+    for c in st.cordons.clone() {
+        if !steer::place(ctx, &c).await? {
+            info!(cordon = ?c, "already cordoned by someone else; left untouched");
+            st.cordons.retain(|x| x != &c);
+        }
+    }
+    Ok(())
+}
+
 /// Waits until the new replica is rebuilt and every child is Online.
 pub async fn wait_sync(
     ctx: &Context,
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
-    timed_out: bool,
 ) -> Result<Step, Error> {
     let v = ctx.mayastor.get_volume(&vm.spec.volume_id).await?;
     let Some(new) = st.new_replica.clone() else {
         return Ok(Step::Next(MigrationPhase::ScalingUp));
     };
-    let start = st.start_replicas.unwrap_or(1);
     let Some(r) = v.state.replica_topology.get(&new.uuid) else {
         return Ok(Step::Abort(
             "ReplicaLost",
@@ -266,15 +189,10 @@ pub async fn wait_sync(
         .as_ref()
         .is_some_and(|c| *c == ChildState::Faulted)
     {
-        ctx.mayastor
-            .set_replica_count(&vm.spec.volume_id, start)
-            .await?;
+        let note = undo::drop_unsynced_extra(ctx, vm, st).await?;
         return Ok(Step::Abort(
             "RebuildFailed",
-            format!(
-                "the rebuild of {} failed; it was removed and the old replicas kept",
-                new.uuid
-            ),
+            format!("the rebuild of {} failed; {note}", new.uuid),
         ));
     }
     let synced = v.state.status == VolumeStatus::Online
@@ -286,21 +204,11 @@ pub async fn wait_sync(
             Step::Next(MigrationPhase::ScalingDown)
         });
     }
-    if timed_out {
-        // Unsynced, so Mayastor removes the new replica first.
-        ctx.mayastor
-            .set_replica_count(&vm.spec.volume_id, start)
-            .await?;
-        return Ok(Step::Abort(
-            "Timeout",
-            "the new replica did not sync in time; it was removed and the old replicas kept".into(),
-        ));
-    }
     Ok(Step::Wait)
 }
 
 /// Removes one old replica, steered as Mayastor's preferred victim, after re-checking that
-/// the replacement is healthy.
+/// the replacement is healthy; then judges what Mayastor actually removed.
 pub async fn scale_down(
     ctx: &Context,
     vm: &VolumeMigration,
@@ -309,9 +217,9 @@ pub async fn scale_down(
     save: &mut impl AsyncSave,
 ) -> Result<Step, Error> {
     let start = st.start_replicas.unwrap_or(1);
-    let Some(victim) = st.remaining.first().cloned() else {
+    if st.remaining.is_empty() {
         return Ok(Step::Done);
-    };
+    }
     let _lock = ctx.cordon_lock.lock().await;
     let mut v = ctx.mayastor.get_volume(&vm.spec.volume_id).await?;
     if v.spec.num_replicas == start + 1 {
@@ -323,45 +231,83 @@ pub async fn scale_down(
             // Safety re-check failed (e.g. the new replica degraded meanwhile): wait for sync.
             return Ok(Step::Next(MigrationPhase::WaitingSync));
         }
-        let c = steer::cordon_for(steering, vm, &victim.pool, &victim.node);
-        if !st.cordons.contains(&c) {
-            st.cordons.push(c.clone());
+        let victim = st
+            .remaining
+            .iter()
+            .find(|r| v.state.replica_topology.contains_key(&r.uuid))
+            .cloned();
+        if let Some(victim) = victim {
+            let c = steer::cordon_for(steering, vm, &victim.pool, &victim.node);
+            if !st.cordons.contains(&c) {
+                st.cordons.push(c);
+            }
+            save.save(st).await?; // recorded before placed: a cordon is never placed unrecorded
+            place_all(ctx, st).await?;
         }
-        save.save(st).await?; // recorded before placed: a cordon is never placed unrecorded
-        steer::place(ctx, &c).await?;
         v = ctx
             .mayastor
             .set_replica_count(&vm.spec.volume_id, start)
             .await?;
     }
     release_and_save(ctx, st, save).await?;
-    let present: BTreeSet<String> = v.state.replica_topology.keys().cloned().collect();
-    if !present.contains(&victim.uuid) {
-        st.remaining.remove(0);
+    Ok(judge_scale_down(vm, st, &v, start))
+}
+
+/// What a finished scale-down achieved. `st.remaining` still lists the old replicas as they
+/// were when the round began (it changes only here), so this is right even when the process
+/// died between the scale-down and this judgement.
+/// - Any old replica gone is progress, whichever one Mayastor picked (the scale-down ran only
+///   with `start + 1` healthy copies, so at least `start` remain).
+/// - The new replica gone (or another, e.g. one already on the target tier): retry, a few
+///   times, then give up (`CannotSteer`).
+fn judge_scale_down(
+    vm: &VolumeMigration,
+    st: &mut VolumeMigrationStatus,
+    v: &Volume,
+    start: u8,
+) -> Step {
+    if v.spec.num_replicas > start {
+        return Step::Wait;
+    }
+    let present = |u: &str| v.state.replica_topology.contains_key(u);
+    let steered = st.remaining.first().map(|r| r.uuid.clone());
+    let gone: Vec<String> = st
+        .remaining
+        .iter()
+        .filter(|r| !present(&r.uuid))
+        .map(|r| r.uuid.clone())
+        .collect();
+    if !gone.is_empty() {
+        if steered.as_ref().is_some_and(|s| !gone.contains(s)) {
+            info!(migration = %vm.spec.volume, steered = ?steered, removed = ?gone,
+                "Mayastor removed another old replica than the steered one; counted as progress");
+        }
+        st.remaining.retain(|r| present(&r.uuid));
         st.new_replica = None;
         st.rebuild_progress = None;
-        return Ok(if st.remaining.is_empty() {
+        return if st.remaining.is_empty() {
             Step::Done
         } else {
             Step::Next(MigrationPhase::ScalingUp)
-        });
+        };
     }
-    if st
-        .new_replica
-        .as_ref()
-        .is_some_and(|n| !present.contains(&n.uuid))
-    {
-        st.retries += 1;
-        st.new_replica = None;
-        if st.retries > 3 {
-            return Ok(Step::Abort(
-                "CannotSteer",
-                "Mayastor kept removing the new replica instead of the old one".into(),
-            ));
-        }
-        return Ok(Step::Next(MigrationPhase::ScalingUp));
+    if v.state.replica_topology.len() > usize::from(start) {
+        return Step::Wait; // the removal has not shown yet
     }
-    Ok(Step::Wait)
+    st.retries += 1;
+    st.new_replica = None;
+    st.rebuild_progress = None;
+    if st.retries > MAX_RETRIES {
+        return Step::Abort(
+            "CannotSteer",
+            format!(
+                "Mayastor removed the new replica instead of an old one {} times",
+                st.retries
+            ),
+        );
+    }
+    info!(migration = %vm.spec.volume, retries = st.retries, "the scale-down removed the new replica; retrying");
+    Step::Next(MigrationPhase::ScalingUp)
 }
 
 /// Removes the migration's cordons and records what is left, even when a removal failed.

@@ -94,8 +94,23 @@ impl Env {
 
     /// POSTs to the simulator's admin API and asserts success.
     pub async fn admin(&self, path: &str, body: Value) {
+        self.admin_call(reqwest::Method::POST, path, body).await;
+    }
+
+    /// PUTs to the simulator's admin API and asserts success.
+    pub async fn admin_put(&self, path: &str, body: Value) {
+        self.admin_call(reqwest::Method::PUT, path, body).await;
+    }
+
+    async fn admin_call(&self, method: reqwest::Method, path: &str, body: Value) {
         let url = format!("{}/{path}", self.sim.admin_url());
-        let r = self.http.post(&url).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .request(method, &url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(
             r.status().is_success(),
             "{url}: {} {}",
@@ -152,8 +167,25 @@ impl Env {
         pools: &[&str],
         published: bool,
     ) -> String {
+        self.add_volume_with(uuid, size, pools, published, json!({}))
+            .await
+    }
+
+    /// [`Env::add_volume`] with extra fields for the simulator's `POST /sim/volumes` (e.g.
+    /// `{"inclusion": {"couchestor-tier": ""}}`).
+    pub async fn add_volume_with(
+        &self,
+        uuid: &str,
+        size: u64,
+        pools: &[&str],
+        published: bool,
+        extra: Value,
+    ) -> String {
         let node = self.sim_pool_node(pools[0]).await;
         let mut body = json!({"uuid": uuid, "size": size, "replicas": pools.len(), "pools": pools});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         if published {
             body["publish_on"] = json!(node);
         }
@@ -327,12 +359,10 @@ pub fn now() -> i64 {
     k8s_openapi::jiff::Timestamp::now().as_second()
 }
 
-/// The profile list every migration test runs on.
+/// The profile list every migration test runs on, with the controller's extra flags (none:
+/// the release is detected from the versions the simulated io-engine nodes report).
 pub fn profiles() -> [(Profile, &'static [&'static str]); 2] {
-    [
-        (Profile::V2_9, &["--mayastor-version", "2.9.0"]),
-        (Profile::V2_10, &[]),
-    ]
+    [(Profile::V2_9, &[]), (Profile::V2_10, &[])]
 }
 
 /// A policy moving above 1000 / below 100 IOPS, not dry-run.
@@ -387,25 +417,161 @@ pub fn assert_removals_safe(state: &Value, start: &BTreeMap<String, usize>) {
 
 /// No pool or node is left cordoned.
 pub fn assert_no_cordons(state: &Value) {
+    assert_cordons(state, &[], &[]);
+}
+
+/// Exactly the given pools are cordoned and exactly the given `(node, label)` cordons remain
+/// (those someone else placed), and nothing the engine places is left: no `couchestor-cordon`
+/// pool mark, no `couchestor-…` node cordon label.
+pub fn assert_cordons(state: &Value, pools: &[&str], node_labels: &[(&str, &str)]) {
     for (id, p) in state["pools"].as_object().unwrap() {
         let c = &p["cordon"];
         // The field must be there: a missing one would make this check vacuous.
         let flags = c
             .as_object()
             .unwrap_or_else(|| panic!("pool {id} has no cordon state: {p}"));
+        let cordoned = flags.values().any(|v| v == true);
+        assert_eq!(
+            cordoned,
+            pools.contains(&id.as_str()),
+            "pool {id}: cordon {c}, expected cordoned: {pools:?}"
+        );
         assert!(
-            flags.values().all(|v| v == false),
-            "pool {id} left cordoned: {c}"
+            p["labels"].get("couchestor-cordon").is_none(),
+            "pool {id} keeps the engine's cordon mark: {}",
+            p["labels"]
         );
     }
     for (id, n) in state["nodes"].as_object().unwrap() {
-        let labels = &n["cordon_labels"];
-        assert!(
-            labels
-                .as_array()
-                .unwrap_or_else(|| panic!("node {id} has no cordon labels: {n}"))
-                .is_empty(),
-            "node {id} left cordoned: {labels}"
-        );
+        let labels: Vec<&str> = n["cordon_labels"]
+            .as_array()
+            .unwrap_or_else(|| panic!("node {id} has no cordon labels: {n}"))
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = node_labels
+            .iter()
+            .filter(|(node, _)| node == id)
+            .map(|(_, l)| *l)
+            .collect();
+        assert_eq!(labels, want, "node {id} cordon labels");
     }
+}
+
+/// The controller's `/metrics` text.
+pub async fn metrics(env: &Env, ctl: &Controller) -> String {
+    env.http
+        .get(format!("http://127.0.0.1:{}/metrics", ctl.metrics_port))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `storage_operator_migrations_total{status="<status>"}` of the controller is `n`.
+pub async fn assert_outcomes(env: &Env, ctl: &Controller, status: &str, n: u32) {
+    let m = metrics(env, ctl).await;
+    let series = format!("storage_operator_migrations_total{{status=\"{status}\"}}");
+    assert_eq!(sample(&m, &series), Some(f64::from(n)), "{series}:\n{m}");
+}
+
+/// Exactly one replica left the simulator, an unsynced one (the move's own new replica);
+/// returns its removal record.
+pub async fn only_unsynced_removed(env: &Env) -> Value {
+    let state = env.sim_state().await;
+    let removed = state["removals"].as_array().unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(
+        removed[0]["was_healthy"], false,
+        "only an unsynced new replica may go: {removed:?}"
+    );
+    removed[0].clone()
+}
+
+/// The migration completed and holds no cordon; `log` is shown otherwise.
+pub fn assert_completed(vm: &VolumeMigration, log: &str) {
+    let st = vm.status.clone().unwrap_or_default();
+    assert_eq!(st.phase, Some(MigrationPhase::Completed), "{st:?}\n{log}");
+    assert!(st.cordons.is_empty(), "{st:?}");
+}
+
+/// The value of one sample line (`name{labels}`) in a `/metrics` text.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Events (events.k8s.io/v1) regarding the object `kind`/`name`. Events about cluster-scoped
+/// objects (PVs, VolumeMigrations) are recorded in `default`.
+pub async fn events_about(
+    env: &Env,
+    kind: &str,
+    name: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let ns = if kind == "PersistentVolumeClaim" {
+        env.ns.as_str()
+    } else {
+        "default"
+    };
+    Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name))
+        })
+        .collect()
+}
+
+/// Waits until an Event with `reason` regards `kind`/`name`, and returns its note.
+pub async fn event_note(env: &Env, kind: &str, name: &str, reason: &str) -> String {
+    let evs = eventually(
+        &format!("a {reason} Event on {kind} {name}"),
+        30,
+        || events_about(env, kind, name),
+        |evs| evs.iter().any(|e| e.reason.as_deref() == Some(reason)),
+    )
+    .await;
+    evs.into_iter()
+        .find(|e| e.reason.as_deref() == Some(reason))
+        .and_then(|e| e.note)
+        .unwrap_or_default()
+}
+
+/// The `kubectl get volumemigrations` table for one migration, as the apiserver computes it
+/// from the CRD's printer columns: column name -> cell.
+pub async fn printed_row(env: &Env, name: &str) -> BTreeMap<String, Value> {
+    let req = axum::http::Request::get(format!(
+        "/apis/storage.billyronks.io/v1/volumemigrations/{name}"
+    ))
+    .header(
+        "Accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )
+    .body(Vec::new())
+    .unwrap();
+    let table: Value = env.client.request(req).await.unwrap();
+    let columns: Vec<String> = table["columnDefinitions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a Table: {table}"))
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    let cells = table["rows"][0]["cells"].as_array().unwrap().clone();
+    columns.into_iter().zip(cells).collect()
+}
+
+/// A migration by name.
+pub async fn migration(env: &Env, name: &str) -> Option<VolumeMigration> {
+    Api::<VolumeMigration>::all(env.client.clone())
+        .get_opt(name)
+        .await
+        .unwrap()
 }

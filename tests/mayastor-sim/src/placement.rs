@@ -8,6 +8,8 @@
 //! `capacity > size`; free (`capacity − used`) `> size`; every pool inclusion key present in the
 //! pool's current labels with an equal value unless the inclusion value is empty.
 //!
+//! The `ignore_cordons` fault (`/sim/faults/ignore-cordons`) drops both cordon filters.
+//!
 //! Ranking: upstream weighs replica count (25), free space (40) and over-commitment (35); the
 //! simulator accounts every replica thick (committed = used), so it ranks by free space, most
 //! first, then by fewer replicas, then by pool id for determinism.
@@ -45,7 +47,7 @@ pub fn candidates<'w>(
             None => true,
         };
         world.node_online(node)
-            && !world.node_cordoned(node)
+            && (world.ignore_cordons || !world.node_cordoned(node))
             && !used_nodes.contains(node)
             && topology_ok
     };
@@ -56,7 +58,7 @@ pub fn candidates<'w>(
         .filter(|pool| {
             node_ok(&pool.node)
                 && pool.status.usable()
-                && !world.pool_cordoned(&pool.id)
+                && (world.ignore_cordons || !world.pool_cordoned(&pool.id))
                 && pool.capacity > volume.size
                 && world.pool_free(&pool.id) > volume.size
                 && inclusion.is_none_or(|inc| qualifies(&pool.labels, inc))

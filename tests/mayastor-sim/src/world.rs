@@ -30,6 +30,10 @@ pub struct World {
     /// If set, the next rebuild that starts fails when it reaches this percentage.
     #[serde(default)]
     pub fail_next_rebuild_at: Option<u8>,
+    /// Fault: placement ignores node and pool cordons (a control plane that does not honour
+    /// them), so a steered replica can land outside the intended pools.
+    #[serde(default)]
+    pub ignore_cordons: bool,
     /// io-engine nodes by id.
     #[serde(default)]
     pub nodes: BTreeMap<String, SimNode>,
@@ -312,6 +316,7 @@ impl World {
             profile,
             rebuild_mib_per_sec,
             fail_next_rebuild_at: None,
+            ignore_cordons: false,
             nodes: BTreeMap::new(),
             pools: BTreeMap::new(),
             volumes: BTreeMap::new(),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::{GIB, Sim, start};
 use couchestor_mayastor_sim::Profile;
 use mayastor::{
-    DetectionSource, MayastorClient,
+    DetectionSource, MayastorClient, MayastorVersion, NodeVersions,
     model::{
         ChildState, ErrorKind, PoolCordonReq, RebuildJobState, ReplicaState, Volume, VolumeStatus,
     },

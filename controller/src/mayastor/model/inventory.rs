@@ -60,6 +60,32 @@ pub struct PoolState {
     pub committed: Option<u64>,
 }
 
+impl Pool {
+    /// Current labels (empty when the spec is missing).
+    pub fn labels(&self) -> Option<&Labels> {
+        self.spec.as_ref().map(|s| &s.labels)
+    }
+
+    /// Whether a pool cordon blocks new replicas here (≥ 2.10).
+    ///
+    /// The JSON shape of `cordondrainstate` is unconfirmed upstream. The simulator's
+    /// `{"cordonedstate": {"replicas": bool, ...}}` is read exactly; any other non-empty shape
+    /// counts as cordoned, so a pool in a state this client does not understand is neither
+    /// chosen as a target nor touched.
+    pub fn cordoned_for_replicas(&self) -> bool {
+        let Some(state) = self.spec.as_ref().and_then(|s| s.cordondrainstate.as_ref()) else {
+            return false;
+        };
+        match state.get("cordonedstate") {
+            Some(cordoned) => cordoned
+                .get("replicas")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(true),
+            None => state.as_object().is_some_and(|o| !o.is_empty()),
+        }
+    }
+}
+
 impl PoolState {
     /// Free bytes (`capacity − used`), the quantity thick placement compares with the size.
     pub fn free(&self) -> u64 {
@@ -81,6 +107,14 @@ pub struct Node {
 }
 
 impl Node {
+    /// The io-engine version the node reports (state first, then spec).
+    pub fn version(&self) -> Option<&str> {
+        self.state
+            .as_ref()
+            .and_then(|s| s.version.as_deref())
+            .or_else(|| self.spec.as_ref().and_then(|s| s.version.as_deref()))
+    }
+
     /// Cordon labels currently applied to the node (cordoned, draining or drained).
     pub fn cordon_labels(&self) -> Vec<String> {
         let Some(state) = self.spec.as_ref().and_then(|s| s.cordondrainstate.as_ref()) else {

@@ -13,9 +13,10 @@
 //! | `PUT /sim/pools/{id}/status` | `{"status": "Online"\|"Degraded"\|"Faulted"\|"Unknown"}` | pool health |
 //! | `POST /sim/volumes` | `{"uuid"?, "size", "replicas"?, "pools"?, "publish_on"?, "inclusion"?, "topology"?, "labels"?, "thin"?}` | add a volume (in sync) |
 //! | `POST /sim/faults/fail-next-rebuild` | `{"at_percent": 50}` | the next rebuild fails at that progress |
+//! | `PUT /sim/faults/ignore-cordons` | `{"enabled": true}` | placement ignores node and pool cordons |
 //! | `POST /sim/faults/errors` | `{"path_prefix", "count", "method"?, "status"?}` | next `count` matching `/v0` calls fail (default 500) |
 //! | `POST /sim/faults/latency` | `{"millis", "path_prefix"?}` | add latency to matching `/v0` calls |
-//! | `DELETE /sim/faults` | | clear every injected fault |
+//! | `DELETE /sim/faults` | | clear every injected fault (including the two above) |
 
 use axum::{
     Json, Router,
@@ -55,6 +56,7 @@ pub fn router() -> Router<Shared> {
         .route("/sim/pools/{id}/status", put(pool_status))
         .route("/sim/volumes", post(add_volume))
         .route("/sim/faults/fail-next-rebuild", post(fail_next_rebuild))
+        .route("/sim/faults/ignore-cordons", put(ignore_cordons))
         .route("/sim/faults/errors", post(add_error))
         .route("/sim/faults/latency", post(add_latency))
         .route("/sim/faults", delete(clear_faults))
@@ -314,6 +316,19 @@ async fn fail_next_rebuild(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize)]
+struct Toggle {
+    enabled: bool,
+}
+
+async fn ignore_cordons(
+    State(shared): State<Shared>,
+    request: Body<Toggle>,
+) -> Result<StatusCode, ApiError> {
+    shared.lock().world.ignore_cordons = body(request)?.enabled;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn add_error(
     State(shared): State<Shared>,
     request: Body<ErrorRule>,
@@ -342,5 +357,6 @@ async fn clear_faults(State(shared): State<Shared>) -> StatusCode {
     let mut inner = shared.lock();
     inner.faults = Default::default();
     inner.world.fail_next_rebuild_at = None;
+    inner.world.ignore_cordons = false;
     StatusCode::NO_CONTENT
 }

@@ -3,10 +3,16 @@
 use super::*;
 
 async fn two_nodes(profile: Profile, rate: f64) -> (Sim, MayastorClient, String) {
+    nodes(profile, rate, 2).await
+}
+
+/// Nodes `n1..=count`, each with a 10 GiB pool `p<i>`, and a 1 GiB volume on p1 published on n1.
+async fn nodes(profile: Profile, rate: f64, count: usize) -> (Sim, MayastorClient, String) {
     let sim = start(profile, rate).await;
-    for (node, pool) in [("n1", "p1"), ("n2", "p2")] {
-        sim.node(node).await;
-        sim.pool(pool, node, 10, json!({})).await;
+    for i in 1..=count {
+        let node = format!("n{i}");
+        sim.node(&node).await;
+        sim.pool(&format!("p{i}"), &node, 10, json!({})).await;
     }
     let id = sim
         .volume(json!({"size": GIB, "pools": ["p1"], "publish_on": "n1"}))
@@ -174,4 +180,32 @@ async fn volumes_are_paged_and_fully_listed() {
     );
     let pool = ms.get_pool("p1").await.unwrap().state.unwrap();
     assert_eq!((pool.used, pool.committed), (5 * GIB, Some(5 * GIB)));
+}
+
+#[tokio::test]
+async fn the_ignore_cordons_fault_lets_placement_use_cordoned_pools_and_nodes() {
+    let (sim, ms, id) = nodes(Profile::V2_10, 1024.0, 3).await;
+    ms.cordon_pool("p2", &PoolCordonReq::REPLICAS)
+        .await
+        .unwrap();
+    ms.cordon_node("n3", "maintenance").await.unwrap();
+    let refused = ms.set_replica_count(&id, 2).await.unwrap_err();
+    assert_eq!(refused.status(), Some(StatusCode::INSUFFICIENT_STORAGE));
+
+    sim.admin(
+        Method::PUT,
+        "/faults/ignore-cordons",
+        json!({"enabled": true}),
+    )
+    .await;
+    let before = ms.get_volume(&id).await.unwrap();
+    let grown = ms.set_replica_count(&id, 2).await.unwrap();
+    let new = added(&before, &grown).remove(0);
+    let pool = grown.state.replica_topology[&new].pool.clone().unwrap();
+    assert!(["p2", "p3"].contains(&pool.as_str()), "{pool}");
+    // Cleared with the other faults: cordons are honoured again.
+    sim.admin(Method::DELETE, "/faults", json!(null)).await;
+    wait_for(&ms, &id, fully_online).await;
+    let refused = ms.set_replica_count(&id, 3).await.unwrap_err();
+    assert_eq!(refused.status(), Some(StatusCode::INSUFFICIENT_STORAGE));
 }

@@ -81,6 +81,30 @@ async fn pool_label_mismatch_steers_removal_from_2_9_on() {
 }
 
 #[tokio::test]
+async fn nodes_report_the_profiles_engine_version_and_pool_cordon_state() {
+    for profile in ALL_PROFILES {
+        let (_sim, ms, _id) = three_replicas(profile).await;
+        let versions: NodeVersions = ms.engine_versions().await.unwrap();
+        let want: MayastorVersion = profile.engine_version().parse().unwrap();
+        assert_eq!(versions.lowest, Some(want), "{profile}");
+        assert_eq!(versions.reported, [profile.engine_version()]);
+        assert!(versions.unknown.is_empty());
+        if profile.has_pool_cordon() {
+            let pool = ms
+                .cordon_pool("p2", &PoolCordonReq::REPLICAS)
+                .await
+                .unwrap();
+            assert!(pool.cordoned_for_replicas(), "{pool:?}");
+            let pool = ms
+                .uncordon_pool("p2", &PoolCordonReq::REPLICAS)
+                .await
+                .unwrap();
+            assert!(!pool.cordoned_for_replicas(), "{pool:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn pool_cordon_exists_and_steers_removal_only_on_2_10() {
     for profile in ALL_PROFILES {
         let (_sim, ms, id) = three_replicas(profile).await;

@@ -1,0 +1,168 @@
+//! Cancelling a move: deleting its VolumeMigration, or the StoragePolicy that owns it, while the
+//! new replica is still rebuilding. The finalizer makes the engine remove that unsynced replica
+//! (never the old one) and its own cordons before the object goes; the PV's cooldown then keeps
+//! the move from starting again at once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Controller, Env, GIB, assert_no_cordons, assert_outcomes, assert_removals_safe, create_policy,
+    event_note, eventually, migration, migrations, now, only_unsynced_removed, phase, series,
+};
+use couchestor_common::StoragePolicy;
+use couchestor_common::migration::{CANCELLED_ANNOTATION, FINALIZER, MigrationPhase};
+use couchestor_mayastor_sim::Profile;
+use couchestor_testsupport::{TestPrometheus, prometheus};
+use k8s_openapi::api::core::v1::PersistentVolume;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
+
+/// A cold 1-replica volume on nvme-0 moving to SATA with a slow rebuild (1 GiB at 8 MiB/s:
+/// about two minutes), caught in WaitingSync. Returns the migration's name.
+async fn caught_rebuilding(
+    test: &str,
+) -> Option<(Env, String, TestPrometheus, Controller, String)> {
+    let env = Env::new(test, Profile::V2_10, 8.0).await?;
+    env.add_tier_nodes("nvme", 2).await;
+    env.add_tier_nodes("sata", 2).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0"], true).await;
+    let prom = prometheus(&series(&[(pv, 1.0)], now() - 60)).await?;
+    let ctl = env.controller("c", prom.url(), &[]);
+    create_policy(&env, test, json!({})).await;
+    let vms = eventually(
+        "WaitingSync",
+        60,
+        || migrations(&env, test),
+        |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::WaitingSync),
+    )
+    .await;
+    let vm = &vms[0];
+    assert!(
+        vm.finalizers().iter().any(|f| f == FINALIZER),
+        "{:?}",
+        vm.metadata
+    );
+    let pools = env.replica_pools(&id).await;
+    assert_eq!(pools.len(), 2, "the new replica is there: {pools:?}");
+    Some((env, id, prom, ctl, vm.name_any()))
+}
+
+/// After a cancellation: the old replica alone remains, only the unsynced new one was
+/// removed, no cordon is left, and everyone was told.
+async fn assert_cancelled(env: &Env, id: &str, ctl: &Controller, policy: &str, name: &str) {
+    assert_eq!(env.replica_pools(id).await, vec!["nvme-0".to_string()]);
+    let removed = only_unsynced_removed(env).await;
+    assert!(removed["pool"].as_str().unwrap().starts_with("sata"));
+    let state = env.sim_state().await;
+    assert_removals_safe(&state, &[(id.to_string(), 1)].into());
+    assert_no_cordons(&state);
+
+    let pv = format!("pvc-{id}");
+    let note = event_note(env, "PersistentVolume", &pv, "MigrationCancelled").await;
+    assert!(
+        note.contains("cancelled in WaitingSync")
+            && note.contains("was removed and the old replicas kept"),
+        "{note}"
+    );
+    let claim = format!("claim-{}", &id[id.len() - 6..]);
+    event_note(env, "PersistentVolumeClaim", &claim, "MigrationCancelled").await;
+    let annotations = Api::<PersistentVolume>::all(env.client.clone())
+        .get(&pv)
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default();
+    assert!(
+        annotations.contains_key(CANCELLED_ANNOTATION),
+        "{annotations:?}"
+    );
+    assert_outcomes(env, ctl, "aborted", 1).await;
+    // The cooldown holds: the (still cold) volume is not moved again right away.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let again: Vec<String> = migrations(env, policy)
+        .await
+        .iter()
+        .map(ResourceExt::name_any)
+        .filter(|n| n != name)
+        .collect();
+    assert!(
+        again.is_empty(),
+        "a cancelled move restarted at once: {again:?}"
+    );
+    assert!(ctl.log_text().contains("migration cancelled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_migration_mid_rebuild_undoes_the_unsynced_replica() {
+    let Some((env, id, _prom, ctl, name)) = caught_rebuilding("cancel-vm").await else {
+        return;
+    };
+    Api::<couchestor_common::migration::VolumeMigration>::all(env.client.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the migration to be deleted",
+        60,
+        || migration(&env, &name),
+        Option::is_none,
+    )
+    .await;
+    assert_cancelled(&env, &id, &ctl, "cancel-vm", &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
+    let Some((env, id, _prom, ctl, name)) = caught_rebuilding("cancel-policy").await else {
+        return;
+    };
+    Api::<StoragePolicy>::all(env.client.clone())
+        .delete("cancel-policy", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the policy to be gone",
+        30,
+        || async {
+            Api::<StoragePolicy>::all(env.client.clone())
+                .get_opt("cancel-policy")
+                .await
+                .unwrap()
+        },
+        Option::is_none,
+    )
+    .await;
+    // The test cluster runs no garbage collector, so the migration stays: cancelled, finished,
+    // its finalizer gone (a real cluster's GC then deletes it with its owner).
+    let vm = eventually(
+        "the migration to be cancelled",
+        60,
+        || migration(&env, &name),
+        |vm| {
+            vm.as_ref().is_some_and(|vm| {
+                phase(vm) == Some(MigrationPhase::Aborted) && vm.finalizers().is_empty()
+            })
+        },
+    )
+    .await
+    .unwrap();
+    let st = vm.status.unwrap();
+    assert_eq!(st.abort_reason.as_deref(), Some("Cancelled"), "{st:?}");
+    assert!(
+        st.message.contains("its StoragePolicy was deleted"),
+        "{}",
+        st.message
+    );
+    assert_cancelled(&env, &id, &ctl, "cancel-policy", &name).await;
+    assert!(
+        ctl.log_text()
+            .contains("the owning StoragePolicy is gone; cancelling the migration"),
+        "{}",
+        ctl.log_text()
+    );
+}
