@@ -7,7 +7,7 @@
 //! directory without a complete manifest, hence no complete archive; a failure cleans up.
 
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,8 @@ use super::fsutil::{
     tmp_path, write_atomic,
 };
 use super::manifest::{CHECKSUM_NAME, CODEC_NAME, FORMAT_NAME, FORMAT_VERSION, Manifest, State};
-use super::uring::{ShardTarget, ShardWriter};
+use super::uring::IoStats;
+use super::writer::{ShardTarget, ShardWriter};
 use super::{
     Codec, DEFAULT_BLOCK_SIZE, DEFAULT_K, DEFAULT_M, EcError, NoProgress, Progress,
     check_archive_id, check_params, stripe_count,
@@ -68,6 +69,27 @@ pub fn encode_with_progress(
     params: &EncodeParams,
     progress: &dyn Progress,
 ) -> Result<Manifest, EcError> {
+    encode_report(source, shard_dirs, params, progress).map(|e| e.manifest)
+}
+
+/// What [`encode_report`] did.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The archive's manifest.
+    pub manifest: Manifest,
+    /// I/O of the source reads.
+    pub reads: IoStats,
+    /// I/O of the shard writes.
+    pub writes: IoStats,
+}
+
+/// [`encode`], reporting progress and returning the I/O statistics as well.
+pub fn encode_report(
+    source: &Path,
+    shard_dirs: &[PathBuf],
+    params: &EncodeParams,
+    progress: &dyn Progress,
+) -> Result<Encoded, EcError> {
     let (k, m, block) = (params.k, params.m, params.block_size);
     check_params(k, m, block)?;
     if shard_dirs.len() != k + m {
@@ -79,7 +101,7 @@ pub fn encode_with_progress(
     }
     check_shard_dirs(shard_dirs)?;
     let id = archive_id(source, params.archive_id.as_deref())?;
-    let (mut file, size) = open_source(source)?;
+    let size = source_size(source)?;
     refuse_existing(shard_dirs, &id, params.force)?;
 
     let mut cleanup = Cleanup {
@@ -105,7 +127,8 @@ pub fn encode_with_progress(
     }
 
     let codec = Codec::new(k, m)?;
-    let writer = ShardWriter::create(targets, block)?;
+    let depths = pipeline::Depths::for_stripe((k + m) * block);
+    let writer = ShardWriter::create(targets, block, depths.write)?;
     tracing::info!(
         "encoding {} ({size} bytes) as {id:?}: {k}+{m}, {block}-byte blocks, {} kernels, {}",
         source.display(),
@@ -117,7 +140,8 @@ pub fn encode_with_progress(
         }
     );
     progress.begin("encode", size);
-    let (crcs, sha) = pipeline::run(&mut file, source, size, &codec, block, writer, progress)?;
+    let out = pipeline::run(source, size, &codec, block, writer, depths, progress)?;
+    let (crcs, sha) = (out.crcs, out.sha256);
     progress.end();
 
     let manifest = Manifest {
@@ -163,7 +187,11 @@ pub fn encode_with_progress(
         )?;
     }
     cleanup.disarm();
-    Ok(manifest)
+    Ok(Encoded {
+        manifest,
+        reads: out.reads,
+        writes: out.writes,
+    })
 }
 
 /// The archive id: the given one, or the source's file name.
@@ -179,8 +207,8 @@ fn archive_id(source: &Path, given: Option<&str>) -> Result<String, EcError> {
     Ok(id)
 }
 
-/// Opens the source and finds its size (block devices: seek to the end).
-fn open_source(source: &Path) -> Result<(File, u64), EcError> {
+/// The size of the source (block devices: seek to the end).
+fn source_size(source: &Path) -> Result<u64, EcError> {
     let mut file = File::open(source).map_err(|e| EcError::io("open", source, source, e))?;
     let meta = file
         .metadata()
@@ -197,7 +225,7 @@ fn open_source(source: &Path) -> Result<(File, u64), EcError> {
     } else {
         return Err(EcError::UnsupportedSource(source.to_path_buf()));
     };
-    Ok((file, size))
+    Ok(size)
 }
 
 /// Fails if a complete archive `id` is present (and no directory shows an interrupted
@@ -263,18 +291,4 @@ impl Drop for Cleanup {
             }
         }
     }
-}
-
-/// Reads exactly `buf.len()` bytes unless the source ends first; returns the count.
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

@@ -24,14 +24,16 @@ mod render;
 mod restore;
 mod uring;
 mod verify;
+mod writer;
 
 pub use archive::ArchiveReader;
 pub use codec::{Backend, Codec, detect_backend};
-pub use encode::{EncodeParams, encode, encode_with_progress};
+pub use encode::{EncodeParams, Encoded, encode, encode_report, encode_with_progress};
 pub use error::EcError;
 pub use fsutil::AlignedBuf;
 pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, State};
 pub use restore::{RestoreReport, read_range, restore, restore_with};
+pub use uring::{IoStats, process_totals};
 pub use verify::{Report, ShardReport, ShardState, scrub, scrub_with, verify, verify_with};
 
 /// Default number of data shards.

@@ -10,7 +10,7 @@ use super::fsutil::{
     AlignedBuf, MANIFEST, archive_dir, fsync_dir, remove_quiet, shard_path, tmp_path, write_atomic,
 };
 use super::manifest::State;
-use super::uring::{ShardTarget, ShardWriter};
+use super::writer::{ShardTarget, ShardWriter};
 use super::{Backend, EcError, NoProgress, Progress};
 
 /// Health of one shard.
@@ -243,7 +243,7 @@ fn rewrite(
     }
     let tmps: Vec<PathBuf> = plan.iter().map(|t| t.path.clone()).collect();
     let result = (|| {
-        let mut writer = ShardWriter::create(plan, m.block_size)?;
+        let mut writer = ShardWriter::create(plan, m.block_size, 2)?;
         let mut buf = AlignedBuf::new((m.k + m.m) * m.block_size);
         progress.begin("scrub", m.stripes * (need.len() * m.block_size) as u64);
         for stripe in 0..m.stripes {
@@ -252,7 +252,7 @@ fn rewrite(
             progress.advance((need.len() * m.block_size) as u64);
         }
         progress.end();
-        writer.finish()
+        writer.finish().map(|(targets, _)| targets)
     })();
     let targets = match result {
         Ok(targets) => targets,
