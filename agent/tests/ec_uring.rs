@@ -38,6 +38,28 @@ fn encode_and_restore_go_through_io_uring() {
     let r = done.reads;
     assert!(r.io_uring && r.sync_ops == 0, "source reads: {r:?}");
     assert_eq!(r.uring_bytes, 8 << 20, "{r:?}");
+
+    // Restore reads 4 data blocks per stripe through io_uring with O_DIRECT, and writes the
+    // target through io_uring, several stripes in flight.
+    let restored = area.path("restored.img");
+    let report = erasure::restore(&area.dirs, &restored, false).unwrap();
+    let (r, t) = (report.shard_io, report.target_io);
+    assert!(r.io_uring && r.sync_ops == 0, "shard reads: {r:?}");
+    assert_eq!(r.uring_bytes, stripes * 4 * (64 << 10), "{r:?}");
+    assert_eq!(r.direct_files, 6, "{r:?}");
+    assert!(t.io_uring && t.sync_ops == 0, "target writes: {t:?}");
+    assert_eq!(t.uring_bytes, 8 << 20, "{t:?}");
+    assert_eq!(sha256_file(&restored), sha256_file(&input));
+
+    // With two shards gone, the parity blocks are read as well, still through io_uring.
+    for i in [0, 3] {
+        std::fs::remove_file(area.dirs[i].join("vol.img").join(format!("shard-{i}.dat"))).unwrap();
+    }
+    let degraded = area.path("degraded.img");
+    let report = erasure::restore(&area.dirs, &degraded, false).unwrap();
+    assert_eq!(report.stripes_rebuilt, stripes);
+    assert_eq!(report.shard_io.uring_bytes, stripes * 4 * (64 << 10));
+    assert_eq!(sha256_file(&degraded), sha256_file(&input));
 }
 
 #[test]
@@ -80,8 +102,12 @@ fn o_direct_refused_at_write_time_falls_back_with_stripes_in_flight() {
     let report = erasure::verify(&area.dirs).unwrap();
     assert!(report.healthy, "{report:?}");
     let restored = area.path("restored.img");
-    erasure::restore(&area.dirs, &restored, false).unwrap();
+    let report = erasure::restore(&area.dirs, &restored, false).unwrap();
     assert!(std::fs::read(&restored).unwrap() == data);
+    // Reads of shard 3 are refused with O_DIRECT as well, and switch to buffered I/O.
+    let r = report.shard_io;
+    assert_eq!(r.direct_fallbacks, 1, "{r:?}");
+    assert_eq!(r.uring_bytes + r.sync_bytes, stripes * 4 * 1536, "{r:?}");
     // Only the switched shard is needed too: drop two others.
     let fewer = [&area.dirs[0..2], &area.dirs[3..5]].concat();
     let again = area.path("again.img");

@@ -1,20 +1,48 @@
-//! Finding an archive in a set of shard directories, and reading (and rebuilding) its stripes.
+//! Finding an archive in a set of shard directories, and the shard files it reads from.
+//! Reading (and rebuilding) stripes is in `stripes.rs`.
 
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::fsutil::{MANIFEST, archive_dir, check_shard_dirs, shard_path};
 use super::manifest::{Manifest, State};
+use super::uring::{DIRECT_UNIT, Engine, FileSpec, Mode};
 use super::{Codec, EcError};
 
 /// A shard directory that holds a usable copy of the archive.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub dir: PathBuf,
-    /// `None` when `shard-<i>.dat` cannot be opened.
-    pub file: Option<File>,
+    /// Where the shard's blocks come from.
+    pub source: Source,
+}
+
+/// Where a shard's blocks are read from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// A local shard file (opened with O_DIRECT where accepted).
+    Local {
+        /// The file.
+        file: File,
+        /// Its path.
+        path: PathBuf,
+        /// Whether it was opened with O_DIRECT.
+        direct: bool,
+    },
+    /// The shard file cannot be used: why (e.g. "shard file is missing", or the error that
+    /// opening it gave).
+    Unusable(String),
+}
+
+impl Slot {
+    /// Whether blocks can be read from it.
+    pub fn readable(&self) -> bool {
+        !matches!(self.source, Source::Unusable(_))
+    }
 }
 
 /// A given shard directory without a usable copy, and why.
@@ -35,14 +63,11 @@ pub struct ArchiveReader {
     pub(crate) codec: Codec,
     /// Calls of [`ArchiveReader::read_range`] that had to rebuild at least one block.
     pub(crate) degraded_reads: AtomicU64,
-}
-
-/// Outcome of reading one block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BlockState {
-    Good,
-    Missing,
-    Corrupt,
+    /// I/O engines over the local shard files, reused across calls (one per concurrent
+    /// reader thread).
+    pub(crate) engines: Mutex<Vec<Engine>>,
+    /// For each shard index, its file's index in the engines (local shards only).
+    pub(crate) engine_file: Vec<Option<usize>>,
 }
 
 impl ArchiveReader {
@@ -128,16 +153,30 @@ impl ArchiveReader {
                     b: format!("shard {index} as well"),
                 });
             }
-            let file = File::open(shard_path(&dir, &id, index)).ok();
-            slots[index] = Some(Slot { dir, file });
+            let source = open_shard(&shard_path(&dir, &id, index), manifest.block_size);
+            slots[index] = Some(Slot { dir, source });
         }
         let codec = Codec::new(manifest.k, manifest.m)?;
+        let mut engine_file = vec![None; slots.len()];
+        let mut next = 0;
+        for (index, slot) in slots.iter().enumerate() {
+            if let Some(Slot {
+                source: Source::Local { .. },
+                ..
+            }) = slot
+            {
+                engine_file[index] = Some(next);
+                next += 1;
+            }
+        }
         Ok(ArchiveReader {
             manifest,
             slots,
             blanks,
             codec,
             degraded_reads: AtomicU64::new(0),
+            engines: Mutex::new(Vec::new()),
+            engine_file,
         })
     }
 
@@ -150,8 +189,78 @@ impl ArchiveReader {
     /// (reads of their blocks are rebuilt from the others).
     pub fn missing_shards(&self) -> Vec<usize> {
         (0..self.slots.len())
-            .filter(|&i| self.slots[i].as_ref().is_none_or(|s| s.file.is_none()))
+            .filter(|&i| !self.readable(i))
             .collect()
+    }
+
+    /// What the I/O engines of this reader did so far (shard reads).
+    pub fn read_io(&self) -> super::IoStats {
+        self.engines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .fold(super::IoStats::default(), |sum, e| sum.plus(e.stats()))
+    }
+
+    /// Whether shard `index` can be read.
+    pub(crate) fn readable(&self, index: usize) -> bool {
+        self.slots[index].as_ref().is_some_and(Slot::readable)
+    }
+
+    /// Why shard `index` cannot be read (`None` if it can).
+    pub(crate) fn unusable_reason(&self, index: usize) -> Option<String> {
+        match &self.slots[index] {
+            None => Some("no given directory holds this shard".into()),
+            Some(Slot {
+                source: Source::Unusable(reason),
+                ..
+            }) => Some(reason.clone()),
+            Some(_) => None,
+        }
+    }
+
+    /// Runs `f` with an I/O engine over the local shard files (taken from the pool, or new).
+    pub(crate) fn with_engine<T>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<T, EcError>,
+    ) -> Result<T, EcError> {
+        let pooled = self
+            .engines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut engine = match pooled {
+            Some(engine) => engine,
+            None => self.new_engine()?,
+        };
+        let result = f(&mut engine);
+        if engine.in_flight() == 0 {
+            self.engines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(engine);
+        }
+        result
+    }
+
+    fn new_engine(&self) -> Result<Engine, EcError> {
+        let mut files = Vec::new();
+        for slot in self.slots.iter().flatten() {
+            if let Source::Local { file, path, direct } = &slot.source {
+                let dup = file
+                    .try_clone()
+                    .map_err(|e| EcError::io("duplicate the descriptor of", path, &slot.dir, e))?;
+                let spec = FileSpec {
+                    path: path.clone(),
+                    dir: slot.dir.clone(),
+                    mode: Mode::Read,
+                    direct: *direct,
+                };
+                files.push((spec, dup, *direct));
+            }
+        }
+        let n = files.len();
+        Ok(Engine::with_open(files, super::stripes::READ_DEPTH, n))
     }
 
     /// How many [`ArchiveReader::read_range`] calls so far had to rebuild at least one
@@ -162,11 +271,7 @@ impl ArchiveReader {
 
     /// Fails unless at least `k` shard files are present.
     pub fn require_k(&self) -> Result<(), EcError> {
-        let present = self
-            .slots
-            .iter()
-            .filter(|s| s.as_ref().is_some_and(|s| s.file.is_some()))
-            .count();
+        let present = (0..self.slots.len()).filter(|&i| self.readable(i)).count();
         if present < self.manifest.k {
             return Err(EcError::TooFewShards {
                 present,
@@ -176,100 +281,38 @@ impl ArchiveReader {
         }
         Ok(())
     }
+}
 
-    /// Reads block `stripe` of shard `index` into `out` and checks its CRC-32C.
-    pub(crate) fn read_block(&self, index: usize, stripe: u64, out: &mut [u8]) -> BlockState {
-        let Some(file) = self.slots[index].as_ref().and_then(|s| s.file.as_ref()) else {
-            return BlockState::Missing;
-        };
-        let offset = stripe * self.manifest.block_size as u64;
-        if file.read_exact_at(out, offset).is_err() {
-            return BlockState::Missing;
+/// Opens a shard file for reading: O_DIRECT when blocks are a multiple of
+/// [`DIRECT_UNIT`] and the file system accepts it.
+fn open_shard(path: &Path, block: usize) -> Source {
+    let open = |direct: bool| {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        if direct {
+            options.custom_flags(libc::O_DIRECT);
         }
-        if crc32c::crc32c(out) == self.manifest.block_crc32c[index][stripe as usize] {
-            BlockState::Good
-        } else {
-            BlockState::Corrupt
-        }
+        options.open(path)
+    };
+    let mut direct = block.is_multiple_of(DIRECT_UNIT);
+    let mut opened = open(direct);
+    if direct && matches!(&opened, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+        direct = false;
+        opened = open(false);
     }
-
-    /// Fills the blocks `need` of stripe `stripe` in `buf` (a whole stripe), reading them and,
-    /// when some are missing or corrupt, rebuilding them from other shards. Returns the
-    /// indices of `need` that had to be rebuilt.
-    pub(crate) fn read_stripe(
-        &self,
-        stripe: u64,
-        need: &[usize],
-        buf: &mut [u8],
-    ) -> Result<Vec<usize>, EcError> {
-        let (k, n, block) = (
-            self.manifest.k,
-            self.manifest.k + self.manifest.m,
-            self.manifest.block_size,
-        );
-        let mut present = vec![false; n];
-        let mut bad = Vec::new();
-        for &i in need {
-            if self.read_block(i, stripe, &mut buf[i * block..][..block]) == BlockState::Good {
-                present[i] = true;
-            } else {
-                bad.push(i);
-            }
+    match opened {
+        Ok(file) => Source::Local {
+            file,
+            path: path.to_path_buf(),
+            direct,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Source::Unusable("shard file is missing".into())
         }
-        if bad.is_empty() {
-            return Ok(bad);
+        Err(e) => {
+            tracing::warn!("cannot open shard {}: {e}", path.display());
+            Source::Unusable(format!("cannot open {}: {e}", path.display()))
         }
-        let mut good = present.iter().filter(|&&p| p).count();
-        for i in (0..n).filter(|i| !need.contains(i)) {
-            if good >= k {
-                break;
-            }
-            if self.read_block(i, stripe, &mut buf[i * block..][..block]) == BlockState::Good {
-                present[i] = true;
-                good += 1;
-            }
-        }
-        if good < k {
-            return Err(EcError::TooFewShards {
-                present: good,
-                needed: k,
-                stripe: Some(stripe),
-            });
-        }
-        let data_only = bad.iter().all(|&i| i < k);
-        self.codec.reconstruct(buf, block, &present, data_only)?;
-        Ok(bad)
-    }
-
-    /// Reads `len` bytes of the source at `offset`, reading only the blocks that hold them
-    /// (and, for a missing or corrupt block, enough others of its stripe to rebuild it).
-    pub fn read_range(&self, offset: u64, len: u64) -> Result<Vec<u8>, EcError> {
-        let size = self.manifest.source_size;
-        let end = offset.checked_add(len).filter(|&e| e <= size);
-        let Some(end) = end else {
-            return Err(EcError::Range { offset, len, size });
-        };
-        let (k, block) = (self.manifest.k as u64, self.manifest.block_size as u64);
-        let stripe_bytes = k * block;
-        let mut out = Vec::with_capacity(len as usize);
-        let mut buf = vec![0u8; (self.manifest.k + self.manifest.m) * block as usize];
-        let mut pos = offset;
-        let mut degraded = false;
-        while pos < end {
-            let stripe = pos / stripe_bytes;
-            let base = stripe * stripe_bytes;
-            let stop = end.min(base + stripe_bytes);
-            let first = ((pos - base) / block) as usize;
-            let last = ((stop - 1 - base) / block) as usize;
-            let need: Vec<usize> = (first..=last).collect();
-            degraded |= !self.read_stripe(stripe, &need, &mut buf)?.is_empty();
-            out.extend_from_slice(&buf[(pos - base) as usize..(stop - base) as usize]);
-            pos = stop;
-        }
-        if degraded {
-            self.degraded_reads.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(out)
     }
 }
 

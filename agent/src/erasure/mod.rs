@@ -22,6 +22,7 @@ mod fsutil;
 mod manifest;
 mod render;
 mod restore;
+mod stripes;
 mod uring;
 mod verify;
 mod writer;

@@ -183,11 +183,6 @@ impl Op {
             retry: false,
         }
     }
-
-    /// Whether every byte was transferred.
-    pub fn ok(&self) -> bool {
-        matches!(self.outcome, Outcome::Done)
-    }
 }
 
 /// A buffer and the operations on it.
@@ -236,14 +231,17 @@ pub struct IoStats {
 }
 
 impl IoStats {
-    fn add(&mut self, other: &IoStats) {
-        self.io_uring |= other.io_uring;
-        self.uring_ops += other.uring_ops;
-        self.uring_bytes += other.uring_bytes;
-        self.sync_ops += other.sync_ops;
-        self.sync_bytes += other.sync_bytes;
-        self.direct_files += other.direct_files;
-        self.direct_fallbacks += other.direct_fallbacks;
+    /// The sum of two sets of statistics.
+    pub fn plus(self, other: IoStats) -> IoStats {
+        IoStats {
+            io_uring: self.io_uring || other.io_uring,
+            uring_ops: self.uring_ops + other.uring_ops,
+            uring_bytes: self.uring_bytes + other.uring_bytes,
+            sync_ops: self.sync_ops + other.sync_ops,
+            sync_bytes: self.sync_bytes + other.sync_bytes,
+            direct_files: self.direct_files + other.direct_files,
+            direct_fallbacks: self.direct_fallbacks + other.direct_fallbacks,
+        }
     }
 }
 
@@ -282,6 +280,16 @@ pub struct Engine {
     next_seq: u64,
     error: Option<EcError>,
     stats: IoStats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("files", &self.files.len())
+            .field("in_flight", &self.inflight.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
 }
 
 /// Bits of `user_data` that carry the operation's index within its batch.
@@ -369,11 +377,6 @@ impl Engine {
         self.stats
     }
 
-    /// Whether file `index` is (still) open with O_DIRECT.
-    pub fn is_direct(&self, index: usize) -> bool {
-        self.files[index].direct
-    }
-
     /// Batches in flight.
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
@@ -454,14 +457,6 @@ impl Engine {
     /// Waits for every batch in flight and returns them.
     pub fn drain(&mut self) -> Result<Vec<Batch>, EcError> {
         self.reap(0)
-    }
-
-    /// Submits `batch` and waits for it alone (with nothing else in flight).
-    pub fn run(&mut self, batch: Batch) -> Result<Batch, EcError> {
-        self.submit(batch)?;
-        let mut done = self.drain()?;
-        done.pop()
-            .ok_or_else(|| EcError::Codec("an I/O batch was lost".into()))
     }
 
     /// Waits for everything, fsyncs every file opened for writing, and closes the files.
@@ -670,15 +665,6 @@ impl Drop for Engine {
             tracing::warn!("transfers still in flight when the I/O engine was dropped: {e}");
         }
     }
-}
-
-/// Totals of several engines.
-pub fn sum(stats: &[IoStats]) -> IoStats {
-    let mut total = IoStats::default();
-    for s in stats {
-        total.add(s);
-    }
-    total
 }
 
 /// Performs the rest of operation `i` of `batch` with `pread`/`pwrite`.

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::archive::{ArchiveReader, BlockState};
+use super::archive::ArchiveReader;
 use super::fsutil::{
-    AlignedBuf, MANIFEST, archive_dir, fsync_dir, remove_quiet, shard_path, tmp_path, write_atomic,
+    MANIFEST, archive_dir, fsync_dir, remove_quiet, shard_path, tmp_path, write_atomic,
 };
 use super::manifest::State;
+use super::stripes::{BlockState, Mode};
 use super::writer::{ShardTarget, ShardWriter};
 use super::{Backend, EcError, NoProgress, Progress};
 
@@ -38,9 +39,14 @@ pub struct ShardReport {
     pub reason: Option<String>,
     /// Blocks (stripe numbers) whose checksum does not match.
     pub corrupt_blocks: Vec<u64>,
-    /// Blocks (stripe numbers) that cannot be read (e.g. truncated file).
+    /// Blocks (stripe numbers) that cannot be read (e.g. truncated file, read error).
     pub missing_blocks: Vec<u64>,
+    /// Read errors, as "block S: error" (the first few).
+    pub errors: Vec<String>,
 }
+
+/// Read errors listed per shard in a report, at most.
+const MAX_ERRORS: usize = 8;
 
 /// Result of [`verify`] or [`scrub`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,54 +91,61 @@ pub fn verify_with(
     progress: &dyn Progress,
 ) -> Result<Report, EcError> {
     let archive = ArchiveReader::open(shard_dirs, id)?;
-    Ok(check(&archive, progress))
+    check(&archive, progress)
 }
 
-fn check(archive: &ArchiveReader, progress: &dyn Progress) -> Report {
+fn check(archive: &ArchiveReader, progress: &dyn Progress) -> Result<Report, EcError> {
     let m = &archive.manifest;
     let n = m.k + m.m;
-    let mut block = vec![0u8; m.block_size];
     let mut good = vec![0usize; m.stripes as usize];
-    let mut shards = Vec::with_capacity(n);
-    progress.begin("verify", m.stripes * n as u64 * m.block_size as u64);
-    for index in 0..n {
-        let slot = archive.slots[index].as_ref();
-        let mut report = ShardReport {
-            index,
-            dir: slot.map(|s| s.dir.clone()),
-            state: ShardState::Ok,
-            reason: None,
-            corrupt_blocks: Vec::new(),
-            missing_blocks: Vec::new(),
-        };
-        match slot {
-            None => report.reason = Some("no given directory holds this shard".into()),
-            Some(s) if s.file.is_none() => report.reason = Some("shard file is missing".into()),
-            Some(_) => {}
-        }
-        if report.reason.is_some() {
-            report.state = ShardState::Missing;
-            progress.advance(m.stripes * m.block_size as u64);
-            shards.push(report);
-            continue;
-        }
-        for stripe in 0..m.stripes {
-            match archive.read_block(index, stripe, &mut block) {
-                BlockState::Good => good[stripe as usize] += 1,
-                BlockState::Corrupt => report.corrupt_blocks.push(stripe),
-                BlockState::Missing => report.missing_blocks.push(stripe),
+    let mut shards: Vec<ShardReport> = (0..n)
+        .map(|index| {
+            let reason = archive.unusable_reason(index);
+            ShardReport {
+                index,
+                dir: archive.slots[index].as_ref().map(|s| s.dir.clone()),
+                state: if reason.is_some() {
+                    ShardState::Missing
+                } else {
+                    ShardState::Ok
+                },
+                reason,
+                corrupt_blocks: Vec::new(),
+                missing_blocks: Vec::new(),
+                errors: Vec::new(),
             }
-            progress.advance(m.block_size as u64);
+        })
+        .collect();
+    let readable: Vec<usize> = (0..n).filter(|&i| archive.readable(i)).collect();
+    let stripe_bytes = (n * m.block_size) as u64;
+    progress.begin("verify", m.stripes * stripe_bytes);
+    archive.for_each_stripe(0..m.stripes, &|_| readable.clone(), Mode::Check, &mut |s| {
+        for &i in &readable {
+            let report = &mut shards[i];
+            match &s.states[i] {
+                BlockState::Good => good[s.stripe as usize] += 1,
+                BlockState::Corrupt => report.corrupt_blocks.push(s.stripe),
+                BlockState::Missing | BlockState::Unread => report.missing_blocks.push(s.stripe),
+                BlockState::Failed(e) => {
+                    report.missing_blocks.push(s.stripe);
+                    if report.errors.len() < MAX_ERRORS {
+                        report.errors.push(format!("block {}: {e}", s.stripe));
+                    }
+                }
+            }
         }
+        progress.advance(stripe_bytes);
+        Ok(vec![s.buf])
+    })?;
+    for report in shards.iter_mut().filter(|r| r.state == ShardState::Ok) {
         if !report.corrupt_blocks.is_empty() || !report.missing_blocks.is_empty() {
             report.state = ShardState::Damaged;
         }
-        shards.push(report);
     }
     progress.end();
     let unrecoverable_stripes: Vec<u64> =
         (0..m.stripes).filter(|&s| good[s as usize] < m.k).collect();
-    Report {
+    Ok(Report {
         archive_id: m.archive_id.clone(),
         k: m.k,
         m: m.m,
@@ -150,7 +163,7 @@ fn check(archive: &ArchiveReader, progress: &dyn Progress) -> Report {
             .map(|b| format!("{}: {}", b.dir.display(), b.reason))
             .collect(),
         backend: archive.codec.backend(),
-    }
+    })
 }
 
 /// Verifies the archive, rewrites every missing or damaged shard (and its manifest copy)
@@ -166,7 +179,7 @@ pub fn scrub_with(
     progress: &dyn Progress,
 ) -> Result<Report, EcError> {
     let archive = ArchiveReader::open(shard_dirs, id)?;
-    let before = check(&archive, progress);
+    let before = check(&archive, progress)?;
     if before.healthy {
         return Ok(before);
     }
@@ -243,14 +256,13 @@ fn rewrite(
     }
     let tmps: Vec<PathBuf> = plan.iter().map(|t| t.path.clone()).collect();
     let result = (|| {
-        let mut writer = ShardWriter::create(plan, m.block_size, 2)?;
-        let mut buf = AlignedBuf::new((m.k + m.m) * m.block_size);
-        progress.begin("scrub", m.stripes * (need.len() * m.block_size) as u64);
-        for stripe in 0..m.stripes {
-            archive.read_stripe(stripe, &need, &mut buf)?;
-            buf = writer.write_stripe(stripe, buf)?;
-            progress.advance((need.len() * m.block_size) as u64);
-        }
+        let mut writer = ShardWriter::create(plan, m.block_size, 4)?;
+        let bytes = (need.len() * m.block_size) as u64;
+        progress.begin("scrub", m.stripes * bytes);
+        archive.for_each_stripe(0..m.stripes, &|_| need.clone(), Mode::Rebuild, &mut |s| {
+            progress.advance(bytes);
+            writer.submit(s.stripe, s.buf)
+        })?;
         progress.end();
         writer.finish().map(|(targets, _)| targets)
     })();

@@ -82,15 +82,6 @@ impl ShardWriter {
             .collect())
     }
 
-    /// Writes one stripe and waits for it.
-    pub fn write_stripe(&mut self, stripe: u64, buf: AlignedBuf) -> Result<AlignedBuf, EcError> {
-        let mut freed = self.submit(stripe, buf)?;
-        freed.extend(self.engine.drain()?.into_iter().map(|b| b.buf));
-        freed
-            .pop()
-            .ok_or_else(|| EcError::Codec("stripe buffer lost".into()))
-    }
-
     /// Waits for every write, fsyncs every file and returns the targets and what the I/O
     /// engine did.
     pub fn finish(self) -> Result<(Vec<ShardTarget>, IoStats), EcError> {
