@@ -20,8 +20,13 @@ fn agent(args: &[String]) -> Output {
         .expect("run couchestor-agent")
 }
 
+/// `words` and the area's `--shard-dir`s; an encode gets `--allow-same-device` (the test
+/// directories share one file system).
 fn args(words: &[&str], area: &Area) -> Vec<String> {
     let mut v: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    if words.get(1) == Some(&"encode") {
+        v.push("--allow-same-device".into());
+    }
     v.extend(area.dir_args());
     v
 }

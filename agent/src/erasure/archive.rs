@@ -8,15 +8,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::fsutil::{MANIFEST, archive_dir, check_shard_dirs, shard_path};
+use std::sync::Arc;
+
+use super::encode::check_locations;
+use super::fsutil::{MANIFEST, archive_dir, shard_path};
+use super::location::{self, AgentStore, Location};
 use super::manifest::{Manifest, State};
+use super::place;
+use super::remote::Peers;
 use super::uring::{DIRECT_UNIT, Engine, FileSpec, Mode};
 use super::{Codec, EcError};
+use crate::shardstore::ShardStoreClient;
 
 /// A shard directory that holds a usable copy of the archive.
 #[derive(Debug)]
 pub(crate) struct Slot {
+    /// The location, as a path for reports.
     pub dir: PathBuf,
+    /// The location.
+    pub location: Location,
     /// Where the shard's blocks come from.
     pub source: Source,
 }
@@ -32,6 +42,13 @@ pub(crate) enum Source {
         path: PathBuf,
         /// Whether it was opened with O_DIRECT.
         direct: bool,
+    },
+    /// A store of another agent.
+    Remote {
+        /// Its client.
+        client: ShardStoreClient,
+        /// The store.
+        store: AgentStore,
     },
     /// The shard file cannot be used: why (e.g. "shard file is missing", or the error that
     /// opening it gave).
@@ -49,6 +66,7 @@ impl Slot {
 #[derive(Debug)]
 pub(crate) struct Blank {
     pub dir: PathBuf,
+    pub location: Location,
     pub reason: String,
     /// The shard index its file name suggests (`shard-<i>.dat`), if any.
     pub hint: Option<usize>,
@@ -68,6 +86,8 @@ pub struct ArchiveReader {
     pub(crate) engines: Mutex<Vec<Engine>>,
     /// For each shard index, its file's index in the engines (local shards only).
     pub(crate) engine_file: Vec<Option<usize>>,
+    /// How remote shards are reached.
+    pub(crate) peers: Option<Arc<Peers>>,
 }
 
 impl ArchiveReader {
@@ -75,30 +95,47 @@ impl ArchiveReader {
     /// directories must exist; manifests must agree. Fewer than `k` shards is not an error
     /// here (see [`ArchiveReader::require_k`]).
     pub fn open(dirs: &[PathBuf], id: Option<&str>) -> Result<Self, EcError> {
-        check_shard_dirs(dirs)?;
+        Self::open_at(&location::dirs(dirs), id, None)
+    }
+
+    /// [`ArchiveReader::open`] on shard locations, local or on other agents (reached through
+    /// `peers`). A location that cannot be reached counts as one without a copy.
+    pub fn open_at(
+        locations: &[Location],
+        id: Option<&str>,
+        peers: Option<Arc<Peers>>,
+    ) -> Result<Self, EcError> {
+        check_locations(locations, peers.as_deref())?;
         let id = match id {
             Some(id) => id.to_string(),
-            None => find_archive_id(dirs)?,
+            None => find_archive_id(locations, peers.as_deref())?,
         };
         let mut first: Option<(Manifest, PathBuf)> = None;
         let mut unusable = None;
         let mut found = Vec::new();
         let mut blanks = Vec::new();
-        for dir in dirs {
-            let path = archive_dir(dir, &id).join(MANIFEST);
+        for loc in locations {
+            let dir = loc.as_path();
+            let path = dir.join(&id).join(MANIFEST);
             let blank = |reason: String| Blank {
                 dir: dir.clone(),
+                location: loc.clone(),
                 reason,
-                hint: shard_hint(&archive_dir(dir, &id)),
+                hint: loc.dir().and_then(|d| shard_hint(&archive_dir(d, &id))),
             };
-            let text = match fs::read_to_string(&path) {
-                Ok(text) => text,
+            let parsed = match place::read_manifest(loc, &id, peers.as_deref()) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => {
+                    blanks.push(blank("no manifest of this archive".into()));
+                    continue;
+                }
                 Err(e) => {
-                    blanks.push(blank(format!("no manifest ({e})")));
+                    tracing::warn!("{e}");
+                    blanks.push(blank(e.to_string()));
                     continue;
                 }
             };
-            let manifest = match Manifest::parse(&text) {
+            let manifest = match parsed {
                 Ok(m) if m.archive_id != id => {
                     return Err(EcError::Mismatch {
                         a_dir: dir.clone(),
@@ -134,27 +171,43 @@ impl ArchiveReader {
                 });
             }
             first.get_or_insert_with(|| (manifest.clone(), dir.clone()));
-            found.push((manifest.shard_index, dir.clone()));
+            found.push((manifest.shard_index, loc.clone()));
         }
         let Some((manifest, _)) = first else {
             // No usable copy: say why the copies found are unusable, if any were found.
             return Err(unusable.unwrap_or_else(|| EcError::NoArchive {
                 id: Some(id),
-                dirs: dirs.to_vec(),
+                dirs: locations.iter().map(Location::as_path).collect(),
             }));
         };
         let mut slots: Vec<Option<Slot>> = (0..manifest.k + manifest.m).map(|_| None).collect();
-        for (index, dir) in found {
+        for (index, loc) in found {
             if let Some(other) = &slots[index] {
                 return Err(EcError::Mismatch {
                     a_dir: other.dir.clone(),
                     a: format!("shard {index}"),
-                    b_dir: dir,
+                    b_dir: loc.as_path(),
                     b: format!("shard {index} as well"),
                 });
             }
-            let source = open_shard(&shard_path(&dir, &id, index), manifest.block_size);
-            slots[index] = Some(Slot { dir, source });
+            let source = match &loc {
+                Location::Dir(dir) => open_shard(&shard_path(dir, &id, index), manifest.block_size),
+                Location::Agent(store) => {
+                    let peers = place::peers_for(&loc, peers.as_deref())?;
+                    match peers.client(store) {
+                        Ok(client) => Source::Remote {
+                            client,
+                            store: store.clone(),
+                        },
+                        Err(e) => Source::Unusable(e.to_string()),
+                    }
+                }
+            };
+            slots[index] = Some(Slot {
+                dir: loc.as_path(),
+                location: loc,
+                source,
+            });
         }
         let codec = Codec::new(manifest.k, manifest.m)?;
         let mut engine_file = vec![None; slots.len()];
@@ -177,6 +230,7 @@ impl ArchiveReader {
             degraded_reads: AtomicU64::new(0),
             engines: Mutex::new(Vec::new()),
             engine_file,
+            peers,
         })
     }
 
@@ -200,6 +254,16 @@ impl ArchiveReader {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .fold(super::IoStats::default(), |sum, e| sum.plus(e.stats()))
+    }
+
+    /// Where shard `index` is (`None`: no given location holds it).
+    pub fn shard_location(&self, index: usize) -> Option<String> {
+        self.slots[index].as_ref().map(|s| s.location.to_string())
+    }
+
+    /// Why shard `index` cannot be read (`None` if it can).
+    pub fn shard_problem(&self, index: usize) -> Option<String> {
+        self.unusable_reason(index)
     }
 
     /// Whether shard `index` can be read.
@@ -316,27 +380,26 @@ fn open_shard(path: &Path, block: usize) -> Source {
     }
 }
 
-/// The id of the only archive in `dirs`.
-fn find_archive_id(dirs: &[PathBuf]) -> Result<String, EcError> {
+/// The id of the only archive in `locations` (unreachable remote ones are skipped).
+fn find_archive_id(locations: &[Location], peers: Option<&Peers>) -> Result<String, EcError> {
     let mut seen: Option<(String, PathBuf)> = None;
-    for dir in dirs {
-        let entries = fs::read_dir(dir).map_err(|e| EcError::io("list", dir, dir, e))?;
-        for entry in entries.flatten() {
-            let has_archive =
-                entry.path().join(MANIFEST).is_file() || shard_hint(&entry.path()).is_some();
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            if !has_archive {
+    for loc in locations {
+        let ids = match place::list_ids(loc, peers) {
+            Ok(ids) => ids,
+            Err(e) if matches!(loc, Location::Agent(_)) => {
+                tracing::warn!("{e}");
                 continue;
             }
+            Err(e) => return Err(e),
+        };
+        for name in ids {
             match &seen {
-                None => seen = Some((name, dir.clone())),
+                None => seen = Some((name, loc.as_path())),
                 Some((id, first)) if *id != name => {
                     return Err(EcError::DifferentArchives {
                         a_dir: first.clone(),
                         a_id: id.clone(),
-                        b_dir: dir.clone(),
+                        b_dir: loc.as_path(),
                         b_id: name,
                     });
                 }
@@ -346,12 +409,12 @@ fn find_archive_id(dirs: &[PathBuf]) -> Result<String, EcError> {
     }
     seen.map(|(id, _)| id).ok_or_else(|| EcError::NoArchive {
         id: None,
-        dirs: dirs.to_vec(),
+        dirs: locations.iter().map(Location::as_path).collect(),
     })
 }
 
 /// The index in the name of the only `shard-<i>.dat` in an archive directory.
-fn shard_hint(dir: &Path) -> Option<usize> {
+pub(crate) fn shard_hint(dir: &Path) -> Option<usize> {
     let mut hints = fs::read_dir(dir).ok()?.flatten().filter_map(|e| {
         let name = e.file_name();
         let name = name.to_str()?;

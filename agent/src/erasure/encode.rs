@@ -11,11 +11,15 @@ use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use super::fsutil::{
-    MANIFEST, archive_dir, check_shard_dirs, fsync_dir, remove_quiet, remove_stale_tmp, shard_path,
-    tmp_path, write_atomic,
+    MANIFEST, archive_dir, check_shard_dirs, fsync_dir, remove_stale_tmp, shard_path, tmp_path,
 };
+use super::location::{self, Location};
 use super::manifest::{CHECKSUM_NAME, CODEC_NAME, FORMAT_NAME, FORMAT_VERSION, Manifest, State};
+use super::place;
+use super::remote::Peers;
 use super::uring::IoStats;
 use super::writer::{ShardTarget, ShardWriter};
 use super::{
@@ -90,45 +94,65 @@ pub fn encode_report(
     params: &EncodeParams,
     progress: &dyn Progress,
 ) -> Result<Encoded, EcError> {
+    encode_at(source, &location::dirs(shard_dirs), params, progress, None)
+}
+
+/// [`encode_report`] into shard locations, local or on other agents (reached through
+/// `peers`).
+pub fn encode_at(
+    source: &Path,
+    locations: &[Location],
+    params: &EncodeParams,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<Encoded, EcError> {
     let (k, m, block) = (params.k, params.m, params.block_size);
     check_params(k, m, block)?;
-    if shard_dirs.len() != k + m {
+    if locations.len() != k + m {
         return Err(EcError::Params(format!(
-            "k={k} m={m} needs exactly {} shard directories, {} given",
+            "k={k} m={m} needs exactly {} shard locations, {} given",
             k + m,
-            shard_dirs.len()
+            locations.len()
         )));
     }
-    check_shard_dirs(shard_dirs)?;
+    check_locations(locations, peers.as_deref())?;
     let id = archive_id(source, params.archive_id.as_deref())?;
     let size = source_size(source)?;
-    refuse_existing(shard_dirs, &id, params.force)?;
+    refuse_existing(locations, &id, params.force, peers.as_deref())?;
 
     let mut cleanup = Cleanup {
-        dirs: shard_dirs.to_vec(),
+        locations: locations.to_vec(),
         id: id.clone(),
         created: Vec::new(),
         committing: false,
+        peers: peers.clone(),
     };
     let mut targets = Vec::with_capacity(k + m);
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let adir = archive_dir(dir, &id);
-        if !adir.exists() {
-            fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, dir, e))?;
-            cleanup.created.push(adir.clone());
-            fsync_dir(dir, dir)?;
-        }
-        remove_stale_tmp(&adir, dir)?;
+    for (index, loc) in locations.iter().enumerate() {
+        let path = match loc {
+            Location::Dir(dir) => {
+                let adir = archive_dir(dir, &id);
+                if !adir.exists() {
+                    fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, dir, e))?;
+                    cleanup.created.push(adir.clone());
+                    fsync_dir(dir, dir)?;
+                }
+                remove_stale_tmp(&adir, dir)?;
+                Some(tmp_path(&shard_path(dir, &id, index)))
+            }
+            Location::Agent(_) => None,
+        };
         targets.push(ShardTarget {
             index,
-            shard_dir: dir.clone(),
-            path: tmp_path(&shard_path(dir, &id, index)),
+            location: loc.clone(),
+            path,
         });
     }
 
     let codec = Codec::new(k, m)?;
     let depths = pipeline::Depths::for_stripe((k + m) * block);
-    let writer = ShardWriter::create(targets, block, depths.write)?;
+    let shard_len = stripe_count(size, k, block) * block as u64;
+    let writer = ShardWriter::create(targets, block, depths.write, &id, shard_len, peers.clone())?;
     tracing::info!(
         "encoding {} ({size} bytes) as {id:?}: {k}+{m}, {block}-byte blocks, {} kernels, {}",
         source.display(),
@@ -162,29 +186,18 @@ pub fn encode_report(
         block_crc32c: crcs,
     };
     cleanup.committing = true;
-    // Phase 2: mark every directory as committing (this also retires an older archive).
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let copy = manifest.for_shard(index, State::Writing);
-        write_atomic(
-            &archive_dir(dir, &id).join(MANIFEST),
-            copy.to_json().as_bytes(),
-            dir,
-        )?;
+    let peers = peers.as_deref();
+    // Phase 2: mark every location as committing (this also retires an older archive).
+    for (index, loc) in locations.iter().enumerate() {
+        place::write_manifest(loc, &manifest.for_shard(index, State::Writing), peers)?;
     }
     // Phase 3: shard files into place.
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let dat = shard_path(dir, &id, index);
-        fs::rename(tmp_path(&dat), &dat).map_err(|e| EcError::io("rename", &dat, dir, e))?;
-        fsync_dir(&archive_dir(dir, &id), dir)?;
+    for (index, loc) in locations.iter().enumerate() {
+        place::commit_shard(loc, &id, index, peers)?;
     }
     // Phase 4: complete manifests.
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let copy = manifest.for_shard(index, State::Complete);
-        write_atomic(
-            &archive_dir(dir, &id).join(MANIFEST),
-            copy.to_json().as_bytes(),
-            dir,
-        )?;
+    for (index, loc) in locations.iter().enumerate() {
+        place::write_manifest(loc, &manifest.for_shard(index, State::Complete), peers)?;
     }
     cleanup.disarm();
     Ok(Encoded {
@@ -192,6 +205,25 @@ pub fn encode_report(
         reads: out.reads,
         writes: out.writes,
     })
+}
+
+/// Checks that local directories exist, that no location repeats, and that remote ones can
+/// be reached (a client identity is configured).
+pub(crate) fn check_locations(
+    locations: &[Location],
+    peers: Option<&Peers>,
+) -> Result<(), EcError> {
+    let dirs: Vec<PathBuf> = locations.iter().filter_map(|l| l.dir().cloned()).collect();
+    check_shard_dirs(&dirs)?;
+    for (i, loc) in locations.iter().enumerate() {
+        if let Location::Agent(_) = loc {
+            place::peers_for(loc, peers)?;
+            if locations[..i].contains(loc) {
+                return Err(EcError::DuplicateShardDir(loc.as_path()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The archive id: the given one, or the source's file name.
@@ -228,22 +260,25 @@ fn source_size(source: &Path) -> Result<u64, EcError> {
     Ok(size)
 }
 
-/// Fails if a complete archive `id` is present (and no directory shows an interrupted
+/// Fails if a complete archive `id` is present (and no location shows an interrupted
 /// commit), unless `force`.
-fn refuse_existing(dirs: &[PathBuf], id: &str, force: bool) -> Result<(), EcError> {
+fn refuse_existing(
+    locations: &[Location],
+    id: &str,
+    force: bool,
+    peers: Option<&Peers>,
+) -> Result<(), EcError> {
     let mut complete = None;
-    for dir in dirs {
-        let path = archive_dir(dir, id).join(MANIFEST);
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        match Manifest::parse(&text) {
-            Ok(m) if m.state == State::Writing => return Ok(()),
-            Ok(_) => {
-                complete.get_or_insert_with(|| dir.clone());
+    for loc in locations {
+        let path = loc.as_path().join(id).join(MANIFEST);
+        match place::read_manifest(loc, id, peers)? {
+            None => {}
+            Some(Ok(m)) if m.state == State::Writing => return Ok(()),
+            Some(Ok(_)) => {
+                complete.get_or_insert_with(|| loc.as_path());
             }
-            Err(error) if !force => return Err(EcError::Manifest { path, error }),
-            Err(_) => {}
+            Some(Err(error)) if !force => return Err(EcError::Manifest { path, error }),
+            Some(Err(_)) => {}
         }
     }
     match complete {
@@ -252,38 +287,27 @@ fn refuse_existing(dirs: &[PathBuf], id: &str, force: bool) -> Result<(), EcErro
     }
 }
 
-/// Removes what a failed encode left: tmp files, and once committing, the new manifests and
-/// shard files; directories it created, if empty.
+/// Removes what a failed encode left: tmp (staged) files, and once committing, the new
+/// manifests and shard files; directories it created, if empty.
 struct Cleanup {
-    dirs: Vec<PathBuf>,
+    locations: Vec<Location>,
     id: String,
     created: Vec<PathBuf>,
     committing: bool,
+    peers: Option<Arc<Peers>>,
 }
 
 impl Cleanup {
     fn disarm(mut self) {
-        self.dirs.clear();
+        self.locations.clear();
         self.created.clear();
     }
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for (index, dir) in self.dirs.iter().enumerate() {
-            let adir = archive_dir(dir, &self.id);
-            let dat = shard_path(dir, &self.id, index);
-            remove_quiet(&tmp_path(&dat));
-            remove_quiet(&tmp_path(&adir.join(MANIFEST)));
-            if self.committing {
-                remove_quiet(&adir.join(MANIFEST));
-                remove_quiet(&dat);
-            }
-            if adir.is_dir()
-                && let Err(e) = fsync_dir(&adir, dir)
-            {
-                tracing::warn!("after a failed encode: {e}");
-            }
+        for (index, loc) in self.locations.iter().enumerate() {
+            place::discard(loc, &self.id, index, self.committing, self.peers.as_deref());
         }
         for adir in &self.created {
             if let Err(e) = fs::remove_dir(adir) {

@@ -19,7 +19,10 @@ mod codec;
 mod encode;
 mod error;
 mod fsutil;
+pub mod location;
 mod manifest;
+mod place;
+pub mod remote;
 mod render;
 mod restore;
 mod stripes;
@@ -29,13 +32,15 @@ mod writer;
 
 pub use archive::ArchiveReader;
 pub use codec::{Backend, Codec, detect_backend};
-pub use encode::{EncodeParams, Encoded, encode, encode_report, encode_with_progress};
+pub use encode::{EncodeParams, Encoded, encode, encode_at, encode_report, encode_with_progress};
 pub use error::EcError;
 pub use fsutil::AlignedBuf;
 pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, State};
-pub use restore::{RestoreReport, read_range, restore, restore_with};
+pub use restore::{RestoreReport, read_range, restore, restore_at, restore_with};
 pub use uring::{IoStats, process_totals};
-pub use verify::{Report, ShardReport, ShardState, scrub, scrub_with, verify, verify_with};
+pub use verify::{
+    Report, ShardReport, ShardState, scrub, scrub_at, scrub_with, verify, verify_at, verify_with,
+};
 
 /// Default number of data shards.
 pub const DEFAULT_K: usize = 4;

@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use super::fsutil::{fsync_dir, hex, remove_quiet};
+use super::location::{self, Location};
+use super::remote::Peers;
 use super::stripes::Mode as Reads;
 use super::uring::{Batch, Engine, FileSpec, IoStats, Kind, Mode, Op};
 use super::{ArchiveReader, Backend, EcError, NoProgress, Progress};
@@ -58,12 +62,31 @@ pub fn restore_with(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport, EcError> {
+    restore_at(
+        &location::dirs(shard_dirs),
+        id,
+        target,
+        force,
+        progress,
+        None,
+    )
+}
+
+/// [`restore_with`] from shard locations, local or on other agents.
+pub fn restore_at(
+    locations: &[Location],
+    id: Option<&str>,
+    target: &Path,
+    force: bool,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<RestoreReport, EcError> {
     let meta = fs::metadata(target).ok();
     if meta.is_some() && !force {
         return Err(EcError::TargetExists(target.to_path_buf()));
     }
     let device = meta.is_some_and(|m| m.file_type().is_block_device());
-    let archive = ArchiveReader::open(shard_dirs, id)?;
+    let archive = ArchiveReader::open_at(locations, id, peers)?;
     archive.require_k()?;
     let manifest = archive.manifest();
     let (k, block) = (manifest.k, manifest.block_size);

@@ -8,9 +8,12 @@ use std::ops::Range;
 use std::sync::atomic::Ordering;
 
 use super::EcError;
-use super::archive::ArchiveReader;
+use tokio::task::JoinHandle;
+
+use super::archive::{ArchiveReader, Source};
 use super::fsutil::AlignedBuf;
 use super::uring::{Batch, Engine, Kind, Op, Outcome};
+use crate::shardstore::ClientError;
 
 /// Stripes whose reads are in flight at once.
 pub const READ_DEPTH: usize = 4;
@@ -58,7 +61,12 @@ struct Pending {
     buf: Option<AlignedBuf>,
     /// Reads of other blocks (to rebuild) were asked for.
     extra: bool,
+    /// Blocks being fetched from other agents.
+    remote: Vec<(usize, Fetch)>,
 }
+
+/// A block fetch from another agent's store.
+type Fetch = JoinHandle<Result<Vec<u8>, ClientError>>;
 
 impl ArchiveReader {
     /// Reads stripes `stripes` — of each, the blocks `need(stripe)` — and calls `sink` with
@@ -192,7 +200,7 @@ impl Run<'_> {
             .pool
             .pop()
             .unwrap_or_else(|| AlignedBuf::new(self.stripe_len));
-        let ops = read_ops(self.reader, stripe, &need, &mut states);
+        let (ops, remote) = read_ops(self.reader, stripe, &need, &mut states);
         self.pending.insert(
             stripe,
             Pending {
@@ -200,6 +208,7 @@ impl Run<'_> {
                 states,
                 buf: None,
                 extra: false,
+                remote,
             },
         );
         self.order.push_back(stripe);
@@ -215,11 +224,26 @@ impl Run<'_> {
         let Some(p) = self.pending.get_mut(&stripe) else {
             return Err(EcError::Codec(format!("stripe {stripe} read twice")));
         };
+        let mut buf = batch.buf;
+        for (i, fetch) in std::mem::take(&mut p.remote) {
+            p.states[i] = match join_fetch(reader, i, fetch) {
+                Ok(data) if data.len() == block => {
+                    buf[i * block..][..block].copy_from_slice(&data);
+                    if crc32c::crc32c(&data) == reader.manifest.block_crc32c[i][stripe as usize] {
+                        BlockState::Good
+                    } else {
+                        BlockState::Corrupt
+                    }
+                }
+                Ok(_) => BlockState::Missing,
+                Err(e) => BlockState::Failed(e),
+            };
+        }
         for op in &batch.ops {
             let i = self.file_shard[op.file];
             p.states[i] = match &op.outcome {
                 Outcome::Done => {
-                    let crc = crc32c::crc32c(&batch.buf[i * block..][..block]);
+                    let crc = crc32c::crc32c(&buf[i * block..][..block]);
                     if crc == reader.manifest.block_crc32c[i][stripe as usize] {
                         BlockState::Good
                     } else {
@@ -238,12 +262,13 @@ impl Run<'_> {
             let others: Vec<usize> = (0..p.states.len())
                 .filter(|&i| p.states[i] == BlockState::Unread)
                 .collect();
-            let ops = read_ops(reader, stripe, &others, &mut p.states);
-            if !ops.is_empty() {
-                return self.engine.submit(Batch::new(stripe, batch.buf, ops));
+            let (ops, remote) = read_ops(reader, stripe, &others, &mut p.states);
+            if !ops.is_empty() || !remote.is_empty() {
+                p.remote = remote;
+                return self.engine.submit(Batch::new(stripe, buf, ops));
             }
         }
-        p.buf = Some(batch.buf);
+        p.buf = Some(buf);
         Ok(())
     }
 
@@ -297,27 +322,51 @@ fn file_shards(reader: &ArchiveReader) -> Vec<usize> {
     map
 }
 
-/// Read operations for `blocks` of `stripe`; blocks of unreadable shards are marked missing
-/// at once.
+/// Read operations for the local `blocks` of `stripe`, and fetches (started at once) of the
+/// remote ones; blocks of unreadable shards are marked missing.
 fn read_ops(
     reader: &ArchiveReader,
     stripe: u64,
     blocks: &[usize],
     states: &mut [BlockState],
-) -> Vec<Op> {
+) -> (Vec<Op>, Vec<(usize, Fetch)>) {
     let block = reader.manifest.block_size;
     let mut ops = Vec::with_capacity(blocks.len());
+    let mut remote = Vec::new();
     for &i in blocks {
-        match reader.engine_file[i] {
-            Some(f) => ops.push(Op::new(
-                f,
-                Kind::Read,
-                i * block,
-                block,
-                stripe * block as u64,
-            )),
-            None => states[i] = BlockState::Missing,
+        let offset = stripe * block as u64;
+        match (
+            reader.engine_file[i],
+            reader.slots[i].as_ref().map(|s| &s.source),
+        ) {
+            (Some(f), _) => ops.push(Op::new(f, Kind::Read, i * block, block, offset)),
+            (None, Some(Source::Remote { client, .. })) if reader.peers.is_some() => {
+                let mut client = client.clone();
+                let id = reader.manifest.archive_id.clone();
+                let peers = reader.peers.as_ref().expect("peers");
+                let fetch = peers.spawn(async move {
+                    client.get_range(&id, i as u32, offset, block as u64).await
+                });
+                remote.push((i, fetch));
+            }
+            _ => states[i] = BlockState::Missing,
         }
     }
-    ops
+    (ops, remote)
+}
+
+/// The result of the remote fetch of a block of shard `i`, or the error text (naming the
+/// location).
+fn join_fetch(reader: &ArchiveReader, i: usize, fetch: Fetch) -> Result<Vec<u8>, String> {
+    let peers = reader.peers.as_ref().ok_or("no peers")?;
+    match peers.block_on(fetch) {
+        Ok(Ok(data)) => Ok(data),
+        Ok(Err(e)) => match reader.slots[i].as_ref().map(|s| &s.source) {
+            Some(Source::Remote { store, .. }) => {
+                Err(super::remote::client_error(store, e).to_string())
+            }
+            _ => Err(e.to_string()),
+        },
+        Err(e) => Err(format!("the fetch failed: {e}")),
+    }
 }

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::archive::ArchiveReader;
-use super::fsutil::{
-    MANIFEST, archive_dir, fsync_dir, remove_quiet, shard_path, tmp_path, write_atomic,
-};
+use std::sync::Arc;
+
+use super::fsutil::{archive_dir, fsync_dir, shard_path, tmp_path};
+use super::location::{self, Location};
 use super::manifest::State;
+use super::place;
+use super::remote::Peers;
 use super::stripes::{BlockState, Mode};
 use super::writer::{ShardTarget, ShardWriter};
 use super::{Backend, EcError, NoProgress, Progress};
@@ -90,7 +93,17 @@ pub fn verify_with(
     id: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Report, EcError> {
-    let archive = ArchiveReader::open(shard_dirs, id)?;
+    verify_at(&location::dirs(shard_dirs), id, progress, None)
+}
+
+/// [`verify_with`] on shard locations, local or on other agents.
+pub fn verify_at(
+    locations: &[Location],
+    id: Option<&str>,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<Report, EcError> {
+    let archive = ArchiveReader::open_at(locations, id, peers)?;
     check(&archive, progress)
 }
 
@@ -178,7 +191,17 @@ pub fn scrub_with(
     id: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Report, EcError> {
-    let archive = ArchiveReader::open(shard_dirs, id)?;
+    scrub_at(&location::dirs(shard_dirs), id, progress, None)
+}
+
+/// [`scrub_with`] on shard locations, local or on other agents.
+pub fn scrub_at(
+    locations: &[Location],
+    id: Option<&str>,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<Report, EcError> {
+    let archive = ArchiveReader::open_at(locations, id, peers.clone())?;
     let before = check(&archive, progress)?;
     if before.healthy {
         return Ok(before);
@@ -199,36 +222,39 @@ pub fn scrub_with(
     }
     let plan = plan_repairs(&archive, &before);
     let repaired: Vec<usize> = plan.iter().map(|t| t.index).collect();
-    rewrite(&archive, plan, progress)?;
+    rewrite(&archive, plan, progress, peers.clone())?;
+    let id = archive.manifest.archive_id.clone();
     drop(archive);
-    let mut after = verify_with(shard_dirs, id, progress)?;
+    let mut after = verify_at(locations, Some(&id), progress, peers)?;
     after.repaired = repaired;
     Ok(after)
 }
 
-/// The directory each unhealthy shard is rewritten in: its own, or else a given directory
+/// The location each unhealthy shard is rewritten at: its own, or else a given location
 /// holding no copy (preferring one whose leftover file names that index).
 fn plan_repairs(archive: &ArchiveReader, report: &Report) -> Vec<ShardTarget> {
     let id = &archive.manifest.archive_id;
     let mut spare: Vec<_> = archive.blanks.iter().collect();
     let mut plan = Vec::new();
     for shard in report.shards.iter().filter(|s| s.state != ShardState::Ok) {
-        let dir = match &shard.dir {
-            Some(dir) => Some(dir.clone()),
+        let location = match archive.slots[shard.index].as_ref() {
+            Some(slot) => Some(slot.location.clone()),
             None => {
                 let pick = spare
                     .iter()
                     .position(|b| b.hint == Some(shard.index))
                     .or_else(|| spare.iter().position(|b| b.hint.is_none()))
                     .or(if spare.is_empty() { None } else { Some(0) });
-                pick.map(|p| spare.remove(p).dir.clone())
+                pick.map(|p| spare.remove(p).location.clone())
             }
         };
-        match dir {
-            Some(dir) => plan.push(ShardTarget {
+        match location {
+            Some(location) => plan.push(ShardTarget {
                 index: shard.index,
-                path: tmp_path(&shard_path(&dir, id, shard.index)),
-                shard_dir: dir,
+                path: location
+                    .dir()
+                    .map(|dir| tmp_path(&shard_path(dir, id, shard.index))),
+                location,
             }),
             None => tracing::warn!(
                 "shard {} cannot be rewritten: no --shard-dir for it",
@@ -239,24 +265,36 @@ fn plan_repairs(archive: &ArchiveReader, report: &Report) -> Vec<ShardTarget> {
     plan
 }
 
-/// Rebuilds the planned shards stripe by stripe into tmp files, then puts them in place.
+/// Rebuilds the planned shards stripe by stripe into tmp (staged) copies, then puts them in
+/// place with their manifest copies.
 fn rewrite(
     archive: &ArchiveReader,
     plan: Vec<ShardTarget>,
     progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
 ) -> Result<(), EcError> {
     let m = &archive.manifest;
     let need: Vec<usize> = plan.iter().map(|t| t.index).collect();
     for t in &plan {
-        let adir = archive_dir(&t.shard_dir, &m.archive_id);
-        if !adir.is_dir() {
-            fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, &t.shard_dir, e))?;
-            fsync_dir(&t.shard_dir, &t.shard_dir)?;
+        if let Location::Dir(dir) = &t.location {
+            let adir = archive_dir(dir, &m.archive_id);
+            if !adir.is_dir() {
+                fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, dir, e))?;
+                fsync_dir(dir, dir)?;
+            }
         }
     }
-    let tmps: Vec<PathBuf> = plan.iter().map(|t| t.path.clone()).collect();
+    let undo: Vec<(Location, usize)> = plan.iter().map(|t| (t.location.clone(), t.index)).collect();
+    let shard_len = m.stripes * m.block_size as u64;
     let result = (|| {
-        let mut writer = ShardWriter::create(plan, m.block_size, 4)?;
+        let mut writer = ShardWriter::create(
+            plan,
+            m.block_size,
+            4,
+            &m.archive_id,
+            shard_len,
+            peers.clone(),
+        )?;
         let bytes = (need.len() * m.block_size) as u64;
         progress.begin("scrub", m.stripes * bytes);
         archive.for_each_stripe(0..m.stripes, &|_| need.clone(), Mode::Rebuild, &mut |s| {
@@ -269,21 +307,16 @@ fn rewrite(
     let targets = match result {
         Ok(targets) => targets,
         Err(e) => {
-            tmps.iter().for_each(|p| remove_quiet(p));
+            for (loc, index) in &undo {
+                place::discard(loc, &m.archive_id, *index, false, peers.as_deref());
+            }
             return Err(e);
         }
     };
     for t in targets {
-        let dat = shard_path(&t.shard_dir, &m.archive_id, t.index);
-        let adir = archive_dir(&t.shard_dir, &m.archive_id);
-        fs::rename(&t.path, &dat).map_err(|e| EcError::io("rename", &t.path, &t.shard_dir, e))?;
-        fsync_dir(&adir, &t.shard_dir)?;
+        place::commit_shard(&t.location, &m.archive_id, t.index, peers.as_deref())?;
         let copy = m.for_shard(t.index, State::Complete);
-        write_atomic(
-            &adir.join(MANIFEST),
-            copy.to_json().as_bytes(),
-            &t.shard_dir,
-        )?;
+        place::write_manifest(&t.location, &copy, peers.as_deref())?;
     }
     Ok(())
 }
