@@ -4,13 +4,15 @@ use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, sync_channel};
+use std::thread;
 
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
 
 use std::sync::Arc;
 
-use super::fsutil::{fsync_dir, hex, remove_quiet};
+use super::fsutil::{AlignedBuf, fsync_dir, hex, remove_quiet};
 use super::location::{self, Location};
 use super::remote::Peers;
 use super::stripes::Mode as Reads;
@@ -19,6 +21,8 @@ use super::{ArchiveReader, Backend, EcError, NoProgress, Progress};
 
 /// Stripes whose target writes may be in flight at once.
 const WRITE_DEPTH: usize = 4;
+/// Stripes queued for the hasher thread.
+const HASH_QUEUE: usize = 4;
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,29 +132,65 @@ pub fn restore_at(
     let mut out = Engine::new(vec![spec], WRITE_DEPTH, 1)?;
 
     let result = (|| {
-        let mut hasher = Context::new(&SHA256);
         let need: Vec<usize> = (0..k).collect();
         let mut rebuilt = 0;
         let stripe_data = (k * block) as u64;
-        progress.begin("restore", manifest.source_size);
-        archive.for_each_stripe(
-            0..manifest.stripes,
-            &|_| need.clone(),
-            Reads::Rebuild,
-            &mut |s| {
-                if !s.rebuilt.is_empty() {
-                    rebuilt += 1;
+        let size = manifest.source_size;
+        let len_of = |stripe: u64| (size - stripe * stripe_data).min(stripe_data) as usize;
+        progress.begin("restore", size);
+        // SHA-256 is the slowest step: a thread of its own hashes each stripe (in order)
+        // before it is written.
+        let (to_hash, hash_in) = sync_channel::<(u64, AlignedBuf)>(HASH_QUEUE);
+        let (hashed_out, hashed) = channel::<(u64, AlignedBuf)>();
+        let sha = thread::scope(|scope| {
+            let hasher = scope.spawn(move || {
+                let mut ctx = Context::new(&SHA256);
+                for (stripe, buf) in hash_in {
+                    ctx.update(&buf[..len_of(stripe)]);
+                    if hashed_out.send((stripe, buf)).is_err() {
+                        break;
+                    }
                 }
-                let len = (manifest.source_size - s.stripe * stripe_data).min(stripe_data) as usize;
-                hasher.update(&s.buf[..len]);
-                let op = Op::new(0, Kind::Write, 0, len, s.stripe * stripe_data);
-                out.submit(Batch::new(s.stripe, s.buf, vec![op]))?;
+                hex(ctx.finish().as_ref())
+            });
+            let mut write = |stripe: u64, buf: AlignedBuf| -> Result<Vec<AlignedBuf>, EcError> {
+                let len = len_of(stripe);
+                let op = Op::new(0, Kind::Write, 0, len, stripe * stripe_data);
+                out.submit(Batch::new(stripe, buf, vec![op]))?;
                 progress.advance(len as u64);
                 Ok(out.reap(WRITE_DEPTH)?.into_iter().map(|b| b.buf).collect())
-            },
-        )?;
+            };
+            let read = archive.for_each_stripe(
+                0..manifest.stripes,
+                &|_| need.clone(),
+                Reads::Rebuild,
+                &mut |s| {
+                    if !s.rebuilt.is_empty() {
+                        rebuilt += 1;
+                    }
+                    to_hash
+                        .send((s.stripe, s.buf))
+                        .map_err(|_| EcError::Codec("the restore hasher stopped".into()))?;
+                    let mut freed = Vec::new();
+                    while let Ok((stripe, buf)) = hashed.try_recv() {
+                        freed.extend(write(stripe, buf)?);
+                    }
+                    Ok(freed)
+                },
+            );
+            drop(to_hash);
+            let mut written = read;
+            for (stripe, buf) in hashed.iter() {
+                if written.is_ok() {
+                    written = write(stripe, buf).map(|_| ());
+                }
+            }
+            let sha = hasher
+                .join()
+                .map_err(|_| EcError::Codec("the restore hasher panicked".into()))?;
+            written.map(|()| sha)
+        })?;
         progress.end();
-        let sha = hex(hasher.finish().as_ref());
         Ok((sha, rebuilt))
     })();
     let result = match (result, out.finish()) {

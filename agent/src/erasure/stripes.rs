@@ -200,7 +200,18 @@ impl Run<'_> {
             .pool
             .pop()
             .unwrap_or_else(|| AlignedBuf::new(self.stripe_len));
-        let (ops, remote) = read_ops(self.reader, stripe, &need, &mut states);
+        // Blocks of shards known to be unreadable are replaced at once by as many other
+        // readable blocks (parity first), so a lost shard costs no second round of reads.
+        let mut first = need.clone();
+        if self.mode == Mode::Rebuild {
+            let lost = need.iter().filter(|&&i| !self.reader.readable(i)).count();
+            let spare = (0..n)
+                .rev()
+                .filter(|i| !need.contains(i) && self.reader.readable(*i))
+                .take(lost);
+            first.extend(spare);
+        }
+        let (ops, remote) = read_ops(self.reader, stripe, &first, &mut states);
         self.pending.insert(
             stripe,
             Pending {
@@ -256,7 +267,8 @@ impl Run<'_> {
             };
         }
         let bad = p.need.iter().any(|&i| p.states[i] != BlockState::Good);
-        if self.mode == Mode::Rebuild && !p.extra && bad {
+        let good = p.states.iter().filter(|s| **s == BlockState::Good).count();
+        if self.mode == Mode::Rebuild && !p.extra && bad && good < reader.manifest.k {
             // Read every other block not read yet: enough to rebuild if any k are intact.
             p.extra = true;
             let others: Vec<usize> = (0..p.states.len())
