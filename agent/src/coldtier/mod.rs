@@ -94,7 +94,7 @@ impl ColdTierService {
                     let known = dir.is_absolute()
                         && dir
                             .canonicalize()
-                            .is_ok_and(|c| self.dirs.iter().any(|d| *d == c));
+                            .is_ok_and(|c| self.dirs.contains(&c));
                     if !known {
                         return Err(Status::invalid_argument(format!(
                             "{} is not a shard directory of this agent (configured: {})",

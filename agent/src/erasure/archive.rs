@@ -46,7 +46,7 @@ pub(crate) enum Source {
     /// A store of another agent.
     Remote {
         /// Its client.
-        client: ShardStoreClient,
+        client: Box<ShardStoreClient>,
         /// The store.
         store: AgentStore,
     },
@@ -196,7 +196,7 @@ impl ArchiveReader {
                     let peers = place::peers_for(&loc, peers.as_deref())?;
                     match peers.client(store) {
                         Ok(client) => Source::Remote {
-                            client,
+                            client: Box::new(client),
                             store: store.clone(),
                         },
                         Err(e) => Source::Unusable(e.to_string()),

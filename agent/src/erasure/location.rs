@@ -62,7 +62,7 @@ impl Location {
         };
         let (authority, store) = rest.split_once('/').ok_or_else(|| bad("no store name"))?;
         let port = authority.rsplit_once(':').map(|(_, p)| p);
-        if authority.is_empty() || !port.is_some_and(|p| p.parse::<u16>().is_ok()) {
+        if authority.is_empty() || port.is_none_or(|p| p.parse::<u16>().is_err()) {
             return Err(bad("no HOST:PORT"));
         }
         check_store_name(store).map_err(|e| bad(&e))?;

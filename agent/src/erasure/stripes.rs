@@ -353,7 +353,7 @@ fn read_ops(
         ) {
             (Some(f), _) => ops.push(Op::new(f, Kind::Read, i * block, block, offset)),
             (None, Some(Source::Remote { client, .. })) if reader.peers.is_some() => {
-                let mut client = client.clone();
+                let mut client = (**client).clone();
                 let id = reader.manifest.archive_id.clone();
                 let peers = reader.peers.as_ref().expect("peers");
                 let fetch = peers.spawn(async move {

@@ -34,7 +34,7 @@ pub struct ServeCommand {
 pub enum NodeCommand {
     /// Serve the NodeAgent gRPC API (mutual TLS only) and Prometheus metrics; with shard
     /// directories or stores, the ShardStore and ColdTier APIs and the cold-tier metrics too.
-    Serve(ServeCommand),
+    Serve(Box<ServeCommand>),
     /// Ask a running agent for its health over mutual TLS. Exit status: 0 healthy,
     /// 1 unhealthy, 2 unreachable.
     Health(HealthArgs),
