@@ -3,6 +3,7 @@
 //! archive, reports clear statuses for bad requests, and exports the archive's shard health
 //! on /metrics (a deleted shard shows up there).
 
+mod coldtier_common;
 mod ec_common;
 mod harness;
 
@@ -10,36 +11,11 @@ use std::ffi::OsString;
 use std::fs;
 use std::time::{Duration, Instant};
 
+use coldtier_common::{cold_tier, drain};
 use couchestor_proto::coldtier::v1 as proto;
 use ec_common::{Area, patterned_file, sha256_file};
-use harness::{Agent, Pki, client_tls, fixture, http_get, start_agent_with};
-use proto::cold_tier_client::ColdTierClient;
+use harness::{Agent, Pki, fixture, http_get, start_agent_with};
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
-
-fn cold_tier(pki: &Pki, agent: &Agent) -> ColdTierClient<Channel> {
-    let tls = client_tls(&pki.ca.cert_pem(), Some(&pki.client), &agent.server_name);
-    let channel = Endpoint::from_shared(agent.url())
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .timeout(Duration::from_secs(60))
-        .connect_lazy();
-    ColdTierClient::new(channel)
-}
-
-/// Drains a stream of events; returns the progress messages and the final event, or the
-/// status that ended the stream.
-async fn drain<E>(
-    stream: Result<tonic::Response<tonic::Streaming<E>>, tonic::Status>,
-) -> Result<Vec<E>, tonic::Status> {
-    let mut stream = stream?.into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.message().await? {
-        events.push(event);
-    }
-    Ok(events)
-}
 
 fn locations(area: &Area) -> Vec<String> {
     area.dirs.iter().map(|d| d.display().to_string()).collect()
@@ -225,47 +201,39 @@ async fn archive_restore_verify_repair_over_mutual_tls_and_shard_health_on_metri
     .await;
 
     // Bad requests.
-    let err = drain(
-        ct.archive(proto::ArchiveRequest {
-            shard_locations: vec!["/etc".into(); 6],
-            ..request.clone()
-        })
-        .await,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(
-        err.message()
-            .contains("/etc is not a shard directory of this agent"),
-        "{err:?}"
-    );
-    let err = drain(
-        ct.archive(proto::ArchiveRequest {
-            source_path: area.path("nope.img").display().to_string(),
-            archive_id: "other".into(),
-            ..request.clone()
-        })
-        .await,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    let err = drain(
-        ct.archive(proto::ArchiveRequest {
-            k: 3,
-            archive_id: "other".into(),
-            ..request.clone()
-        })
-        .await,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(
-        err.message().contains("needs exactly 5 shard locations"),
-        "{err:?}"
-    );
+    let cases = [
+        (
+            proto::ArchiveRequest {
+                shard_locations: vec!["/etc".into(); 6],
+                ..request.clone()
+            },
+            Code::InvalidArgument,
+            "/etc is not a shard directory of this agent",
+        ),
+        (
+            proto::ArchiveRequest {
+                source_path: area.path("nope.img").display().to_string(),
+                archive_id: "other".into(),
+                ..request.clone()
+            },
+            Code::NotFound,
+            "nope.img",
+        ),
+        (
+            proto::ArchiveRequest {
+                k: 3,
+                archive_id: "other".into(),
+                ..request.clone()
+            },
+            Code::InvalidArgument,
+            "needs exactly 5 shard locations",
+        ),
+    ];
+    for (bad, code, text) in cases {
+        let err = drain(ct.archive(bad).await).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(err.message().contains(text), "{err:?}");
+    }
     let err = ct
         .get_archive(proto::GetArchiveRequest {
             archive_id: "unknown".into(),

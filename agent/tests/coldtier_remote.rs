@@ -4,20 +4,19 @@
 //! on another agent and `ec restore` both rebuild the source byte for byte; `ec verify`
 //! names the unreachable locations; each store directory is a valid shard directory.
 
+mod coldtier_common;
 mod ec_common;
 mod harness;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
+use coldtier_common::{cold_tier, drain};
 use couchestor_proto::coldtier::v1 as proto;
 use ec_common::{BIN, patterned_file, sha256_file};
-use harness::{Agent, Pki, client_tls, fixture, start_agent_with};
-use proto::cold_tier_client::ColdTierClient;
+use harness::{Agent, Pki, fixture, start_agent_with};
 use tempfile::TempDir;
-use tonic::transport::Endpoint;
 
 struct StoreAgent {
     agent: Agent,
@@ -65,7 +64,16 @@ fn tls_args(pki: &Pki) -> Vec<String> {
     .collect()
 }
 
-fn ec(args: &[String]) -> std::process::Output {
+/// Runs `couchestor-agent ec WORDS... --shard-dir L...` with the controller's TLS files.
+fn ec(pki: &Pki, words: &[&str], locations: &[String]) -> std::process::Output {
+    let mut args: Vec<String> = std::iter::once("ec")
+        .chain(words.iter().copied())
+        .map(String::from)
+        .collect();
+    for l in locations {
+        args.extend(["--shard-dir".into(), l.clone()]);
+    }
+    args.extend(tls_args(pki));
     Command::new(BIN)
         .args(args)
         .output()
@@ -84,19 +92,17 @@ async fn six_shards_on_three_agents_restore_byte_exact_with_one_agent_down() {
     let input = work.path().join("vol.img");
     patterned_file(&input, (9 << 20) + 12345, 41);
 
-    let mut args: Vec<String> = vec!["ec".into(), "encode".into(), "--input".into()];
-    args.push(input.display().to_string());
-    args.extend([
-        "--block-size".into(),
-        "256K".into(),
-        "--output".into(),
-        "json".into(),
-    ]);
-    for l in &locations {
-        args.extend(["--shard-dir".into(), l.clone()]);
-    }
-    args.extend(tls_args(&pki));
-    let out = ec(&args);
+    let input_arg = input.display().to_string();
+    let encode = [
+        "encode",
+        "--input",
+        &input_arg,
+        "--block-size",
+        "256K",
+        "--output",
+        "json",
+    ];
+    let out = ec(&pki, &encode, &locations);
     assert!(
         out.status.success(),
         "{}",
@@ -134,32 +140,23 @@ async fn six_shards_on_three_agents_restore_byte_exact_with_one_agent_down() {
     drop(down.agent);
 
     // ColdTier Restore on agent 0, reaching agent 1 and itself over mutual TLS.
-    let a0 = &agents[0].agent;
-    let tls = client_tls(&pki.ca.cert_pem(), Some(&pki.client), &a0.server_name);
-    let channel = Endpoint::from_shared(a0.url())
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .timeout(Duration::from_secs(60))
-        .connect_lazy();
-    let mut ct = ColdTierClient::new(channel);
+    let mut ct = cold_tier(&pki, &agents[0].agent);
     let target = work.path().join("restored.img");
-    let mut stream = ct
-        .restore(proto::RestoreRequest {
+    let events = drain(
+        ct.restore(proto::RestoreRequest {
             shard_locations: locations.clone(),
             archive_id: "vol.img".into(),
             target_path: target.display().to_string(),
             force: false,
         })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut result = None;
-    while let Some(event) = stream.message().await.unwrap() {
-        if let Some(proto::restore_event::Event::Result(r)) = event.event {
-            result = Some(r);
-        }
-    }
+        .await,
+    )
+    .await
+    .unwrap();
+    let result = events.into_iter().find_map(|e| match e.event {
+        Some(proto::restore_event::Event::Result(r)) => Some(r),
+        _ => None,
+    });
     let r = result.expect("a restore result");
     assert_eq!(
         r.missing_shards,
@@ -171,13 +168,8 @@ async fn six_shards_on_three_agents_restore_byte_exact_with_one_agent_down() {
 
     // The CLI restores too, and verify names the locations that cannot be reached.
     let cli_target = work.path().join("cli.img");
-    let mut args = vec!["ec".into(), "restore".into(), "--output-file".into()];
-    args.push(cli_target.display().to_string());
-    for l in &locations {
-        args.extend(["--shard-dir".into(), l.clone()]);
-    }
-    args.extend(tls_args(&pki));
-    let out = ec(&args);
+    let cli_arg = cli_target.display().to_string();
+    let out = ec(&pki, &["restore", "--output-file", &cli_arg], &locations);
     assert!(
         out.status.success(),
         "{}",
@@ -185,17 +177,7 @@ async fn six_shards_on_three_agents_restore_byte_exact_with_one_agent_down() {
     );
     assert_eq!(sha256_file(&cli_target), sha256_file(&input));
 
-    let mut args: Vec<String> = vec![
-        "ec".into(),
-        "verify".into(),
-        "--output".into(),
-        "json".into(),
-    ];
-    for l in &locations {
-        args.extend(["--shard-dir".into(), l.clone()]);
-    }
-    args.extend(tls_args(&pki));
-    let out = ec(&args);
+    let out = ec(&pki, &["verify", "--output", "json"], &locations);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -228,31 +210,22 @@ async fn cold_tier_archive_to_other_agents_and_repair_a_lost_remote_shard() {
     let work = tempfile::tempdir().unwrap();
     let input = work.path().join("vol2.img");
     patterned_file(&input, 5 << 20, 42);
-    let a1 = &agents[1].agent;
-    let tls = client_tls(&pki.ca.cert_pem(), Some(&pki.client), &a1.server_name);
-    let channel = Endpoint::from_shared(a1.url())
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .timeout(Duration::from_secs(60))
-        .connect_lazy();
-    let mut ct = ColdTierClient::new(channel);
-    let mut stream = ct
-        .archive(proto::ArchiveRequest {
+    let mut ct = cold_tier(&pki, &agents[1].agent);
+    let events = drain(
+        ct.archive(proto::ArchiveRequest {
             source_path: input.display().to_string(),
             shard_locations: locations.clone(),
             block_size: 128 << 10,
             ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut info = None;
-    while let Some(event) = stream.message().await.unwrap() {
-        if let Some(proto::archive_event::Event::Result(i)) = event.event {
-            info = Some(i);
-        }
-    }
+        .await,
+    )
+    .await
+    .unwrap();
+    let info = events.into_iter().find_map(|e| match e.event {
+        Some(proto::archive_event::Event::Result(i)) => Some(i),
+        _ => None,
+    });
     let info = info.expect("an archive result");
     assert_eq!(info.shards[3].location, locations[3]);
 
@@ -265,13 +238,11 @@ async fn cold_tier_archive_to_other_agents_and_repair_a_lost_remote_shard() {
         archive_id: "vol2.img".into(),
         repair,
     };
-    let mut health = None;
-    let mut stream = ct.verify(verify(true)).await.unwrap().into_inner();
-    while let Some(event) = stream.message().await.unwrap() {
-        if let Some(proto::verify_event::Event::Result(h)) = event.event {
-            health = Some(h);
-        }
-    }
+    let events = drain(ct.verify(verify(true)).await).await.unwrap();
+    let health = events.into_iter().find_map(|e| match e.event {
+        Some(proto::verify_event::Event::Result(h)) => Some(h),
+        _ => None,
+    });
     let h = health.expect("a repair result");
     assert!(h.healthy, "{h:?}");
     assert_eq!(h.repaired, [3]);

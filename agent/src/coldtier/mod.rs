@@ -92,9 +92,7 @@ impl ColdTierService {
             match &loc {
                 Location::Dir(dir) => {
                     let known = dir.is_absolute()
-                        && dir
-                            .canonicalize()
-                            .is_ok_and(|c| self.dirs.contains(&c));
+                        && dir.canonicalize().is_ok_and(|c| self.dirs.contains(&c));
                     if !known {
                         return Err(Status::invalid_argument(format!(
                             "{} is not a shard directory of this agent (configured: {})",

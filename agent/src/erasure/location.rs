@@ -91,19 +91,7 @@ impl Location {
 
 /// Checks a store name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with a dot.
 pub fn check_store_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "store name {name:?}: use 1 to 64 characters of A-Z a-z 0-9 . _ - (not starting with .)"
-        ))
-    }
+    super::check_name("store name", name, 64)
 }
 
 impl fmt::Display for Location {

@@ -97,18 +97,24 @@ pub fn stripe_count(size: u64, k: usize, block_size: usize) -> u64 {
 
 /// Checks an archive id: 1..=128 characters of `[A-Za-z0-9._-]`, not starting with a dot.
 pub fn check_archive_id(id: &str) -> Result<(), EcError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && id
+    check_name("archive id", id, 128).map_err(EcError::Params)
+}
+
+/// Checks a name used as a file name: 1..=`max` characters of `[A-Za-z0-9._-]`, not
+/// starting with a dot (so no path traversal).
+pub(crate) fn check_name(what: &str, name: &str, max: usize) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && !name.starts_with('.')
+        && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
-        Err(EcError::Params(format!(
-            "archive id {id:?}: use 1 to 128 characters of A-Z a-z 0-9 . _ - (not starting with .)"
-        )))
+        Err(format!(
+            "{what} {name:?}: use 1 to {max} characters of A-Z a-z 0-9 . _ - (not starting with .)"
+        ))
     }
 }
 
