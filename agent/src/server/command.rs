@@ -114,7 +114,9 @@ fn cold_tier_routes(
             );
         }
         routes.add_service(
-            ShardStoreServer::new(store).max_decoding_message_size(super::MAX_REQUEST_BYTES),
+            ShardStoreServer::new(store)
+                .max_decoding_message_size(crate::shardstore::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::shardstore::MAX_MESSAGE_BYTES),
         );
     }
     let mut dirs = args.cold.shard_dirs.clone();

@@ -11,7 +11,7 @@ use proto::shard_store_client::ShardStoreClient as Raw;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use super::{MAX_CHUNK_BYTES, hex};
+use super::{MAX_CHUNK_BYTES, MAX_MESSAGE_BYTES, hex};
 
 /// Why a shard transfer failed.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +94,9 @@ impl ShardStoreClient {
     /// A client on an existing channel.
     pub fn new(channel: Channel) -> Self {
         Self {
-            raw: Raw::new(channel).max_decoding_message_size(MAX_CHUNK_BYTES + 4096),
+            raw: Raw::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             store: String::new(),
         }
     }

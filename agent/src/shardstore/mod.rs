@@ -25,6 +25,11 @@ pub use service::{DEFAULT_STORE, MAX_CHUNK_BYTES, ShardStoreService, StoreError,
 
 use std::path::{Path, PathBuf};
 
+/// Largest ShardStore message (either way): room for the manifest of an archive of about
+/// 5 TiB at 4+2 and 1 MiB blocks (8 bytes per block per shard); data chunks stay at most
+/// [`MAX_CHUNK_BYTES`].
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
 /// Largest shard index accepted (`k + m` is at most 32).
 pub const MAX_SHARD_INDEX: u32 = crate::erasure::MAX_SHARDS as u32 - 1;
 
