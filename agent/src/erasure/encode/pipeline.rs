@@ -1,9 +1,10 @@
-//! The encode pipeline, three threads joined by bounded channels:
+//! The encode pipeline, four threads joined by bounded channels:
 //!
 //! 1. the reader reads the data blocks of the next stripes from the source through the I/O
 //!    engine (io_uring, O_DIRECT where possible), several stripes ahead;
-//! 2. the encoder hashes the data (SHA-256), computes the parity and the CRC-32C of each block;
-//! 3. this thread writes the stripe's `k + m` blocks through io_uring (one batch per stripe,
+//! 2. the hasher hashes the data (SHA-256, the most expensive step per byte);
+//! 3. the encoder computes the parity and the CRC-32C of each block;
+//! 4. this thread writes the stripe's `k + m` blocks through io_uring (one batch per stripe,
 //!    several stripes in flight).
 //!
 //! A pool of stripe buffers circulates, so reading, encoding and writing overlap, and memory
@@ -34,11 +35,12 @@ pub(crate) struct Depths {
 }
 
 impl Depths {
-    /// Depths for stripes of `stripe_bytes` (all `k + m` blocks): 2 buffers sit in the
-    /// channels and 1 in the encoder; the rest are split between reads and writes.
+    /// Depths for stripes of `stripe_bytes` (all `k + m` blocks): 3 buffers sit in the
+    /// channels and 2 in the hasher and the encoder; the rest are split between reads and
+    /// writes.
     pub fn for_stripe(stripe_bytes: usize) -> Depths {
-        let buffers = (MEMORY_BUDGET / stripe_bytes.max(1)).clamp(4, 14);
-        let spare = buffers - 3;
+        let buffers = (MEMORY_BUDGET / stripe_bytes.max(1)).clamp(7, 16);
+        let spare = buffers - 5;
         let write = spare.div_ceil(2).max(1);
         let read = (spare - write).max(1);
         Depths {
@@ -84,6 +86,7 @@ pub(super) fn run(
     let stripes = stripe_count(size, k, block);
     let (empty_tx, empty_rx) = sync_channel::<AlignedBuf>(depths.buffers);
     let (read_tx, read_rx) = sync_channel::<Job>(1);
+    let (hash_tx, hash_rx) = sync_channel::<Job>(1);
     let (enc_tx, enc_rx) = sync_channel::<Job>(1);
     for _ in 0..depths.buffers {
         empty_tx
@@ -113,17 +116,20 @@ pub(super) fn run(
                 read_tx,
             )
         });
-        let encoder = scope.spawn(move || encode_stage(codec, block, read_rx, enc_tx));
+        let hasher = scope.spawn(move || hash_stage(read_rx, hash_tx));
+        let encoder = scope.spawn(move || encode_stage(codec, block, hash_rx, enc_tx));
         let written = write_stage(writer, enc_rx, empty_tx, k + m, stripes, progress);
         let panicked = || EcError::Codec("an encode thread panicked".into());
         let read = reader.join().unwrap_or_else(|_| Err(panicked()));
+        let hashed = hasher.join().unwrap_or_else(|_| Err(panicked()));
         let encoded = encoder.join().unwrap_or_else(|_| Err(panicked()));
         // The writer's error (e.g. a full disk) is the cause when the others merely stopped.
         let (crcs, writes) = written?;
         let reads = read?;
+        encoded?;
         Ok(Output {
             crcs,
-            sha256: encoded?,
+            sha256: hashed?,
             reads,
             writes,
         })
@@ -209,21 +215,29 @@ fn read_stage(
     Ok(engine.stats())
 }
 
-/// Encoder thread: SHA-256 of the data, parity, CRC-32C per block; returns the hex digest.
+/// Hasher thread: SHA-256 of the data, in stripe order; returns the hex digest.
+fn hash_stage(input: Receiver<Job>, out: SyncSender<Job>) -> Result<String, EcError> {
+    let mut hasher = Context::new(&SHA256);
+    for job in input.iter() {
+        hasher.update(&job.buf[..job.data_len]);
+        out.send(job).map_err(|_| stopped())?;
+    }
+    Ok(hex(hasher.finish().as_ref()))
+}
+
+/// Encoder thread: parity and CRC-32C per block.
 fn encode_stage(
     codec: &Codec,
     block: usize,
     input: Receiver<Job>,
     out: SyncSender<Job>,
-) -> Result<String, EcError> {
-    let mut hasher = Context::new(&SHA256);
+) -> Result<(), EcError> {
     for mut job in input.iter() {
-        hasher.update(&job.buf[..job.data_len]);
         codec.encode(&mut job.buf, block)?;
         job.crcs = job.buf.chunks(block).map(crc32c::crc32c).collect();
         out.send(job).map_err(|_| stopped())?;
     }
-    Ok(hex(hasher.finish().as_ref()))
+    Ok(())
 }
 
 /// Writer (calling thread): writes each stripe, collects the CRCs, recycles the buffers and
