@@ -85,7 +85,14 @@ pub fn restore_at(
     progress: &dyn Progress,
     peers: Option<Arc<Peers>>,
 ) -> Result<RestoreReport, EcError> {
-    let meta = fs::metadata(target).ok();
+    let meta = match fs::metadata(target) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            let dir = target.parent().unwrap_or(Path::new("."));
+            return Err(EcError::io("stat", target, dir, e));
+        }
+    };
     if meta.is_some() && !force {
         return Err(EcError::TargetExists(target.to_path_buf()));
     }
