@@ -199,6 +199,27 @@ async fn archive_restore_verify_repair_over_mutual_tls_and_shard_health_on_metri
         "1",
     )
     .await;
+    // A copy that vanishes entirely (its disk replaced by an empty one) still counts, since
+    // the agent saw it and other copies remain; a repair brings the count back to 0.
+    fs::remove_dir_all(area.dirs[3].join("vol.img")).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    wait_metric(
+        &agent,
+        "couchestor_agent_ec_shards_missing{archive=\"vol.img\"}",
+        "1",
+    )
+    .await;
+    let events = drain(ct.verify(verify(true)).await).await.unwrap();
+    let Some(proto::verify_event::Event::Result(h)) = &events.last().unwrap().event else {
+        panic!("no repair result");
+    };
+    assert!(h.healthy && h.repaired == [3], "{h:?}");
+    wait_metric(
+        &agent,
+        "couchestor_agent_ec_shards_missing{archive=\"vol.img\"}",
+        "0",
+    )
+    .await;
 
     // Bad requests.
     let cases = [
