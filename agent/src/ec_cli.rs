@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use clap::{Args, Subcommand, ValueEnum};
+use couchestor_agent::erasure::location::Location;
+use couchestor_agent::erasure::remote::Peers;
 use couchestor_agent::erasure::{self, EcError, EncodeParams, Progress, Report};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -36,13 +40,52 @@ pub enum Format {
     Json,
 }
 
+/// Mutual TLS towards other agents, for `agent://HOST:PORT/STORE` shard locations.
+#[derive(Args, Debug, Clone)]
+pub struct PeerArgs {
+    /// PEM CA the agents' server certificates are issued by.
+    #[arg(long, value_name = "FILE", env = "COUCHESTOR_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate to present to the agents.
+    #[arg(long, value_name = "FILE", env = "COUCHESTOR_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "COUCHESTOR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    /// Connections to other agents, when any location needs them.
+    fn peers(&self, locations: &[Location]) -> Result<Option<Arc<Peers>>, Failure> {
+        let Some(remote) = locations.iter().find(|l| matches!(l, Location::Agent(_))) else {
+            return Ok(None);
+        };
+        let (Some(ca), Some(cert), Some(key)) = (&self.tls_ca, &self.tls_cert, &self.tls_key)
+        else {
+            return Err(EcError::NoPeerIdentity(remote.to_string()).into());
+        };
+        let tls = couchestor_agent::tls::client_config(ca, cert, key, "")
+            .map_err(|e| Failure::Tls(e.to_string()))?;
+        Ok(Some(Peers::with_runtime(tls)?))
+    }
+}
+
+/// The `--shard-dir` values as locations (`agent://HOST:PORT/STORE` or a directory).
+fn locations(values: &[PathBuf]) -> Result<Vec<Location>, EcError> {
+    values
+        .iter()
+        .map(|v| Location::parse(&v.to_string_lossy()))
+        .collect()
+}
+
 /// Arguments of `ec encode`.
 #[derive(Args, Debug)]
 pub struct EncodeArgs {
     /// The file or block device to archive (it is only read).
     #[arg(long, value_name = "PATH")]
     pub input: PathBuf,
-    /// A shard directory; give k + m of them, in shard order.
+    /// A shard location — a directory, or agent://HOST:PORT/STORE on another agent; give
+    /// k + m of them, in shard order.
     #[arg(long = "shard-dir", value_name = "DIR", required = true)]
     pub shard_dirs: Vec<PathBuf>,
     /// Data shards per stripe.
@@ -60,16 +103,23 @@ pub struct EncodeArgs {
     /// Overwrite an existing complete archive of the same id.
     #[arg(long)]
     pub force: bool,
+    /// Accept two shard directories on the same device (they would fail together).
+    #[arg(long)]
+    pub allow_same_device: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// TLS towards agents holding shards.
+    #[command(flatten)]
+    pub peer: PeerArgs,
 }
 
 /// Arguments of `ec restore`. The target is `--output-file` (alias `--output`, as in the
 /// issue); the report format is therefore `--format`.
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// A shard directory of the archive, in any order; any k suffice.
+    /// A shard location of the archive (directory or agent://HOST:PORT/STORE), in any
+    /// order; any k suffice.
     #[arg(long = "shard-dir", value_name = "DIR", required = true)]
     pub shard_dirs: Vec<PathBuf>,
     /// Where to write the restored data (file or block device).
@@ -84,12 +134,15 @@ pub struct RestoreArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// TLS towards agents holding shards.
+    #[command(flatten)]
+    pub peer: PeerArgs,
 }
 
 /// Arguments of `ec verify` and `ec scrub`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// A shard directory of the archive, in any order.
+    /// A shard location of the archive (directory or agent://HOST:PORT/STORE), in any order.
     #[arg(long = "shard-dir", value_name = "DIR", required = true)]
     pub shard_dirs: Vec<PathBuf>,
     /// Archive id, when the directories hold several archives.
@@ -98,6 +151,9 @@ pub struct CheckArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// TLS towards agents holding shards.
+    #[command(flatten)]
+    pub peer: PeerArgs,
 }
 
 /// Parses a byte count: digits with an optional K/KiB/M/MiB suffix (powers of 1024).
@@ -173,6 +229,8 @@ pub fn run(command: EcCommand) -> ExitCode {
 enum Failure {
     #[error(transparent)]
     Ec(#[from] EcError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot write the report to standard output: {0}")]
     Write(#[from] io::Error),
 }
@@ -191,7 +249,11 @@ fn execute(command: EcCommand, out: &mut impl Write) -> Result<bool, Failure> {
                 archive_id: a.archive_id,
                 force: a.force,
             };
-            let m = erasure::encode_with_progress(&a.input, &a.shard_dirs, &params, &bar)?;
+            let locs = locations(&a.shard_dirs)?;
+            let peers = a.peer.peers(&locs)?;
+            check_devices(&locs, a.allow_same_device)?;
+            let done = erasure::encode_at(&a.input, &locs, &params, &bar, peers)?;
+            let m = done.manifest;
             let secs = started.elapsed().as_secs_f64();
             let v = json!({
                 "archive_id": m.archive_id, "source": a.input, "source_size": m.source_size,
@@ -199,6 +261,7 @@ fn execute(command: EcCommand, out: &mut impl Write) -> Result<bool, Failure> {
                 "source_sha256": m.source_sha256, "created": m.created,
                 "shard_dirs": a.shard_dirs, "backend": backend, "backend_reason": why,
                 "seconds": secs,
+                "io": {"source_reads": done.reads, "shard_writes": done.writes},
             });
             if a.output == Format::Json {
                 writeln!(out, "{v:#}")?;
@@ -209,12 +272,15 @@ fn execute(command: EcCommand, out: &mut impl Write) -> Result<bool, Failure> {
             Ok(true)
         }
         EcCommand::Restore(a) => {
-            let r = erasure::restore_with(
-                &a.shard_dirs,
+            let locs = locations(&a.shard_dirs)?;
+            let peers = a.peer.peers(&locs)?;
+            let r = erasure::restore_at(
+                &locs,
                 a.archive_id.as_deref(),
                 &a.target,
                 a.force,
                 &bar,
+                peers,
             )?;
             if a.format == Format::Json {
                 writeln!(out, "{:#}", serde_json::to_value(&r).unwrap_or_default())?;
@@ -224,14 +290,47 @@ fn execute(command: EcCommand, out: &mut impl Write) -> Result<bool, Failure> {
             Ok(true)
         }
         EcCommand::Verify(a) => {
-            let report = erasure::verify_with(&a.shard_dirs, a.archive_id.as_deref(), &bar)?;
+            let locs = locations(&a.shard_dirs)?;
+            let peers = a.peer.peers(&locs)?;
+            let report = erasure::verify_at(&locs, a.archive_id.as_deref(), &bar, peers)?;
             print_report(out, &report, a.output)
         }
         EcCommand::Scrub(a) => {
-            let report = erasure::scrub_with(&a.shard_dirs, a.archive_id.as_deref(), &bar)?;
+            let locs = locations(&a.shard_dirs)?;
+            let peers = a.peer.peers(&locs)?;
+            let report = erasure::scrub_at(&locs, a.archive_id.as_deref(), &bar, peers)?;
             print_report(out, &report, a.output)
         }
     }
+}
+
+/// Refuses (or, with `allow`, warns about) two shard directories on one device: they would
+/// fail together, and the archive would tolerate fewer failures than `m` promises.
+fn check_devices(locations: &[Location], allow: bool) -> Result<(), EcError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<(u64, &PathBuf)> = Vec::new();
+    for dir in locations.iter().filter_map(Location::dir) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue; // The engine reports a missing directory by name.
+        };
+        if let Some((_, other)) = seen.iter().find(|(dev, _)| *dev == meta.dev()) {
+            let what = format!(
+                "shard directories {} and {} are on the same device (st_dev {:#x})",
+                other.display(),
+                dir.display(),
+                meta.dev()
+            );
+            if !allow {
+                return Err(EcError::Params(format!(
+                    "{what}: a failure of that device would take both shards (pass \
+                     --allow-same-device to accept it)"
+                )));
+            }
+            eprintln!("couchestor-agent: warning: {what}");
+        }
+        seen.push((meta.dev(), dir));
+    }
+    Ok(())
 }
 
 /// Prints a verify/scrub report; returns whether the archive is healthy.

@@ -3,6 +3,7 @@
 
 pub mod aliases;
 pub mod cache;
+pub mod coldtier;
 pub mod erasure;
 pub mod health;
 pub mod metrics;

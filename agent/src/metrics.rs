@@ -12,6 +12,12 @@
 //! | `couchestor_agent_sample_errors_total` | counter | |
 //! | `couchestor_agent_last_sample_timestamp_seconds` | gauge | |
 //! | `couchestor_agent_sample_interval_seconds` | gauge | |
+//! | `couchestor_agent_ec_shards_missing` | gauge: this agent's shards of the archive missing or unusable (light check) | archive |
+//! | `couchestor_agent_ec_shards_present` | gauge: this agent's shards of the archive in good order | archive |
+//! | `couchestor_agent_ec_last_check_timestamp_seconds` | gauge: Unix time of the latest light check | |
+//! | `couchestor_agent_ec_check_errors_total` | counter: light checks that failed | |
+//! | `couchestor_agent_io_uring_bytes_total` / `couchestor_agent_io_sync_bytes_total` | counter: archive-engine bytes through io_uring / pread-pwrite | |
+//! | `couchestor_agent_io_direct_fallbacks_total` | counter: files switched from O_DIRECT to buffered I/O | |
 //!
 //! Device series are replaced at every snapshot, so a removed disk's series disappear.
 
@@ -25,7 +31,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, Opts, Registry, TextEncoder};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::report::DeviceReport;
 use crate::server::sampler::Snapshot;
@@ -78,6 +86,10 @@ pub struct AgentMetrics {
     sample_errors: IntCounter,
     last_sample: Gauge,
     sample_interval: Gauge,
+    ec_missing: IntGaugeVec,
+    ec_present: IntGaugeVec,
+    ec_last_check: Gauge,
+    ec_check_errors: IntCounter,
     /// Held while device series are replaced and while they are gathered, so a scrape never
     /// sees a half-updated set. It keeps the gauge children of each `(device, kind)` between
     /// snapshots, so an update is one store per value rather than a registry lookup.
@@ -113,14 +125,72 @@ impl AgentMetrics {
             "Time between the two readings of the latest device rates.",
         )?;
         registry.register(Box::new(sample_interval.clone()))?;
+        let ec_missing = IntGaugeVec::new(
+            Opts::new(
+                "couchestor_agent_ec_shards_missing",
+                "Shards of the erasure-coded archive on this agent that are missing or unusable \
+                 (light check of manifests and shard files).",
+            ),
+            &["archive"],
+        )?;
+        registry.register(Box::new(ec_missing.clone()))?;
+        let ec_present = IntGaugeVec::new(
+            Opts::new(
+                "couchestor_agent_ec_shards_present",
+                "Shards of the erasure-coded archive on this agent in good order.",
+            ),
+            &["archive"],
+        )?;
+        registry.register(Box::new(ec_present.clone()))?;
+        let ec_last_check = Gauge::new(
+            "couchestor_agent_ec_last_check_timestamp_seconds",
+            "Unix time of the latest light check of the archives in the shard directories.",
+        )?;
+        registry.register(Box::new(ec_last_check.clone()))?;
+        let ec_check_errors = IntCounter::new(
+            "couchestor_agent_ec_check_errors_total",
+            "Light checks of the shard directories that failed.",
+        )?;
+        registry.register(Box::new(ec_check_errors.clone()))?;
+        registry.register(Box::new(IoTotals::new()?))?;
         Ok(Self {
             registry,
             devices,
             sample_errors,
             last_sample,
             sample_interval,
+            ec_missing,
+            ec_present,
+            ec_last_check,
+            ec_check_errors,
             update: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Replaces the cold-tier series with the result of a light check (archives no longer
+    /// found lose their series).
+    pub fn observe_ec(&self, archives: &[ArchiveHealth]) {
+        let _guard = self.update.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ec_missing.reset();
+        self.ec_present.reset();
+        for a in archives {
+            self.ec_missing
+                .with_label_values(&[a.archive.as_str()])
+                .set(a.missing as i64);
+            self.ec_present
+                .with_label_values(&[a.archive.as_str()])
+                .set(a.present as i64);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        self.ec_last_check.set(now);
+    }
+
+    /// Counts a failed light check.
+    pub fn ec_check_failed(&self) {
+        self.ec_check_errors.inc();
     }
 
     /// Replaces the device series with those of `snapshot`: devices no longer present (or
@@ -170,6 +240,72 @@ impl AgentMetrics {
         let mut text = Vec::new();
         TextEncoder::new().encode(&families, &mut text)?;
         String::from_utf8(text).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+/// The light-check health of one archive on this agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveHealth {
+    /// Archive id.
+    pub archive: String,
+    /// This agent's shards of it missing or unusable.
+    pub missing: usize,
+    /// This agent's shards of it in good order.
+    pub present: usize,
+    /// What is wrong, per copy.
+    pub reasons: Vec<String>,
+}
+
+/// The archive engine's process-wide I/O totals, read at every scrape.
+struct IoTotals {
+    descs: Vec<Desc>,
+}
+
+const IO_TOTALS: [(&str, &str); 3] = [
+    (
+        "couchestor_agent_io_uring_bytes_total",
+        "Archive-engine bytes read and written through io_uring.",
+    ),
+    (
+        "couchestor_agent_io_sync_bytes_total",
+        "Archive-engine bytes read and written with pread/pwrite (no io_uring, or after an \
+         O_DIRECT refusal).",
+    ),
+    (
+        "couchestor_agent_io_direct_fallbacks_total",
+        "Files the archive engine switched from O_DIRECT to buffered I/O.",
+    ),
+];
+
+impl IoTotals {
+    fn new() -> Result<Self, prometheus::Error> {
+        let descs = IO_TOTALS
+            .iter()
+            .map(|(name, help)| {
+                Desc::new(name.to_string(), help.to_string(), vec![], HashMap::new())
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(IoTotals { descs })
+    }
+}
+
+impl Collector for IoTotals {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let t = crate::erasure::process_totals();
+        let values = [t.uring_bytes, t.sync_bytes, t.direct_fallbacks];
+        IO_TOTALS
+            .iter()
+            .zip(values)
+            .filter_map(|((name, help), v)| {
+                let c = IntCounter::new(*name, *help).ok()?;
+                c.inc_by(v);
+                c.collect().pop()
+            })
+            .collect()
     }
 }
 

@@ -20,8 +20,13 @@ fn agent(args: &[String]) -> Output {
         .expect("run couchestor-agent")
 }
 
+/// `words` and the area's `--shard-dir`s; an encode gets `--allow-same-device` (the test
+/// directories share one file system).
 fn args(words: &[&str], area: &Area) -> Vec<String> {
     let mut v: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    if words.get(1) == Some(&"encode") {
+        v.push("--allow-same-device".into());
+    }
     v.extend(area.dir_args());
     v
 }
@@ -270,4 +275,82 @@ fn cli_reports_and_errors() {
     ));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("k + m <= 32"), "{}", stderr(&out));
+}
+
+#[test]
+fn scrub_and_json_reports_through_the_binary_and_same_device_refusal() {
+    let area = Area::new(6);
+    let input = area.path("vol.img");
+    patterned_file(&input, 2 << 20, 15);
+    let input_arg = input.display().to_string();
+
+    // Without --allow-same-device, two directories of one file system are refused.
+    let mut plain: Vec<String> = ["ec", "encode", "--input", &input_arg]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    plain.extend(area.dir_args());
+    let out = agent(&plain);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("are on the same device")
+            && stderr(&out).contains("--allow-same-device"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(complete_manifests(area.tmp.path()).is_empty());
+
+    let out = agent(&args(
+        &["ec", "encode", "--input", &input_arg, "--block-size", "64K"],
+        &area,
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = agent(&args(&["ec", "verify", "--output", "json"], &area));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    assert_eq!(
+        (v["healthy"].as_bool(), v["stripes"].as_u64()),
+        (Some(true), Some(8))
+    );
+
+    // Corrupt one block of shard 2 and make shard 0 unreadable (a directory where its file
+    // was): verify JSON names each, with the real read error.
+    let shard = |i: usize| area.dirs[i].join("vol.img").join(format!("shard-{i}.dat"));
+    let mut bytes = fs::read(shard(2)).unwrap();
+    bytes[3 * 65536 + 7] ^= 0x40;
+    fs::write(shard(2), &bytes).unwrap();
+    fs::remove_file(shard(0)).unwrap();
+    fs::create_dir(shard(0)).unwrap();
+    let out = agent(&args(&["ec", "verify", "--output", "json"], &area));
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    assert_eq!(v["healthy"], false);
+    assert_eq!(v["recoverable"], true);
+    let s = &v["shards"];
+    assert_eq!(s[2]["state"], "damaged");
+    assert_eq!(s[2]["corrupt_blocks"], serde_json::json!([3]));
+    assert_eq!(s[5]["state"], "ok");
+    assert_eq!(s[0]["state"], "damaged", "{v:#}");
+    let errors = s[0]["errors"].to_string();
+    assert!(
+        errors.contains("Is a directory"),
+        "the real error is reported: {errors}"
+    );
+
+    // Scrub repairs both and reports JSON; a second verify is healthy.
+    fs::remove_dir(shard(0)).unwrap();
+    let out = agent(&args(&["ec", "scrub", "--output", "json"], &area));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scrub JSON");
+    assert_eq!(v["healthy"], true);
+    assert_eq!(v["repaired"], serde_json::json!([0, 2]));
+    let out = agent(&args(&["ec", "verify"], &area));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let restored = area.path("out.img");
+    erasure::restore(&area.dirs[..4], &restored, false).unwrap();
+    assert_eq!(sha256_file(&restored), sha256_file(&input));
 }

@@ -289,6 +289,7 @@ async fn bad_puts_are_refused_with_clear_statuses_and_leave_nothing() {
             shard_index: 1,
             length: len,
             sha256: sha.clone(),
+            ..Default::default()
         })),
     };
     let data_chunk = |d: Vec<u8>| PutShardChunk {
@@ -323,6 +324,7 @@ async fn bad_puts_are_refused_with_clear_statuses_and_leave_nothing() {
             shard_index: 0,
             offset: 0,
             length: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -335,6 +337,7 @@ async fn bad_puts_are_refused_with_clear_statuses_and_leave_nothing() {
     let err = raw
         .verify_shards(VerifyShardsRequest {
             archive_id: "vol".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -405,6 +408,7 @@ async fn shard_store_refuses_clients_without_a_valid_certificate() {
     let err = raw_client(&pki, &plain, Some(&identity))
         .verify_shards(VerifyShardsRequest {
             archive_id: "vol".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

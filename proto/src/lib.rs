@@ -9,6 +9,15 @@ pub mod agent {
     }
 }
 
+/// `couchestor.coldtier.v1`: controller -> node agent, the erasure-coded cold tier.
+pub mod coldtier {
+    /// Version 1 of the cold-tier protocol.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("couchestor.coldtier.v1");
+    }
+}
+
 pub mod errors;
 
 /// Highest agent protocol version this build speaks.

@@ -1,26 +1,72 @@
-//! Finding an archive in a set of shard directories, and reading (and rebuilding) its stripes.
+//! Finding an archive in a set of shard directories, and the shard files it reads from.
+//! Reading (and rebuilding) stripes is in `stripes.rs`.
 
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::fsutil::{MANIFEST, archive_dir, check_shard_dirs, shard_path};
+use std::sync::Arc;
+
+use super::encode::check_locations;
+use super::fsutil::{MANIFEST, archive_dir, shard_path};
+use super::location::{self, AgentStore, Location};
 use super::manifest::{Manifest, State};
+use super::place;
+use super::remote::Peers;
+use super::uring::{DIRECT_UNIT, Engine, FileSpec, Mode};
 use super::{Codec, EcError};
+use crate::shardstore::ShardStoreClient;
 
 /// A shard directory that holds a usable copy of the archive.
 #[derive(Debug)]
 pub(crate) struct Slot {
+    /// The location, as a path for reports.
     pub dir: PathBuf,
-    /// `None` when `shard-<i>.dat` cannot be opened.
-    pub file: Option<File>,
+    /// The location.
+    pub location: Location,
+    /// Where the shard's blocks come from.
+    pub source: Source,
+}
+
+/// Where a shard's blocks are read from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// A local shard file (opened with O_DIRECT where accepted).
+    Local {
+        /// The file.
+        file: File,
+        /// Its path.
+        path: PathBuf,
+        /// Whether it was opened with O_DIRECT.
+        direct: bool,
+    },
+    /// A store of another agent.
+    Remote {
+        /// Its client.
+        client: Box<ShardStoreClient>,
+        /// The store.
+        store: AgentStore,
+    },
+    /// The shard file cannot be used: why (e.g. "shard file is missing", or the error that
+    /// opening it gave).
+    Unusable(String),
+}
+
+impl Slot {
+    /// Whether blocks can be read from it.
+    pub fn readable(&self) -> bool {
+        !matches!(self.source, Source::Unusable(_))
+    }
 }
 
 /// A given shard directory without a usable copy, and why.
 #[derive(Debug)]
 pub(crate) struct Blank {
     pub dir: PathBuf,
+    pub location: Location,
     pub reason: String,
     /// The shard index its file name suggests (`shard-<i>.dat`), if any.
     pub hint: Option<usize>,
@@ -35,14 +81,13 @@ pub struct ArchiveReader {
     pub(crate) codec: Codec,
     /// Calls of [`ArchiveReader::read_range`] that had to rebuild at least one block.
     pub(crate) degraded_reads: AtomicU64,
-}
-
-/// Outcome of reading one block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BlockState {
-    Good,
-    Missing,
-    Corrupt,
+    /// I/O engines over the local shard files, reused across calls (one per concurrent
+    /// reader thread).
+    pub(crate) engines: Mutex<Vec<Engine>>,
+    /// For each shard index, its file's index in the engines (local shards only).
+    pub(crate) engine_file: Vec<Option<usize>>,
+    /// How remote shards are reached.
+    pub(crate) peers: Option<Arc<Peers>>,
 }
 
 impl ArchiveReader {
@@ -50,30 +95,47 @@ impl ArchiveReader {
     /// directories must exist; manifests must agree. Fewer than `k` shards is not an error
     /// here (see [`ArchiveReader::require_k`]).
     pub fn open(dirs: &[PathBuf], id: Option<&str>) -> Result<Self, EcError> {
-        check_shard_dirs(dirs)?;
+        Self::open_at(&location::dirs(dirs), id, None)
+    }
+
+    /// [`ArchiveReader::open`] on shard locations, local or on other agents (reached through
+    /// `peers`). A location that cannot be reached counts as one without a copy.
+    pub fn open_at(
+        locations: &[Location],
+        id: Option<&str>,
+        peers: Option<Arc<Peers>>,
+    ) -> Result<Self, EcError> {
+        check_locations(locations, peers.as_deref())?;
         let id = match id {
             Some(id) => id.to_string(),
-            None => find_archive_id(dirs)?,
+            None => find_archive_id(locations, peers.as_deref())?,
         };
         let mut first: Option<(Manifest, PathBuf)> = None;
         let mut unusable = None;
         let mut found = Vec::new();
         let mut blanks = Vec::new();
-        for dir in dirs {
-            let path = archive_dir(dir, &id).join(MANIFEST);
+        for loc in locations {
+            let dir = loc.as_path();
+            let path = dir.join(&id).join(MANIFEST);
             let blank = |reason: String| Blank {
                 dir: dir.clone(),
+                location: loc.clone(),
                 reason,
-                hint: shard_hint(&archive_dir(dir, &id)),
+                hint: loc.dir().and_then(|d| shard_hint(&archive_dir(d, &id))),
             };
-            let text = match fs::read_to_string(&path) {
-                Ok(text) => text,
+            let parsed = match place::read_manifest(loc, &id, peers.as_deref()) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => {
+                    blanks.push(blank("no manifest of this archive".into()));
+                    continue;
+                }
                 Err(e) => {
-                    blanks.push(blank(format!("no manifest ({e})")));
+                    tracing::warn!("{e}");
+                    blanks.push(blank(e.to_string()));
                     continue;
                 }
             };
-            let manifest = match Manifest::parse(&text) {
+            let manifest = match parsed {
                 Ok(m) if m.archive_id != id => {
                     return Err(EcError::Mismatch {
                         a_dir: dir.clone(),
@@ -109,35 +171,66 @@ impl ArchiveReader {
                 });
             }
             first.get_or_insert_with(|| (manifest.clone(), dir.clone()));
-            found.push((manifest.shard_index, dir.clone()));
+            found.push((manifest.shard_index, loc.clone()));
         }
         let Some((manifest, _)) = first else {
             // No usable copy: say why the copies found are unusable, if any were found.
             return Err(unusable.unwrap_or_else(|| EcError::NoArchive {
                 id: Some(id),
-                dirs: dirs.to_vec(),
+                dirs: locations.iter().map(Location::as_path).collect(),
             }));
         };
         let mut slots: Vec<Option<Slot>> = (0..manifest.k + manifest.m).map(|_| None).collect();
-        for (index, dir) in found {
+        for (index, loc) in found {
             if let Some(other) = &slots[index] {
                 return Err(EcError::Mismatch {
                     a_dir: other.dir.clone(),
                     a: format!("shard {index}"),
-                    b_dir: dir,
+                    b_dir: loc.as_path(),
                     b: format!("shard {index} as well"),
                 });
             }
-            let file = File::open(shard_path(&dir, &id, index)).ok();
-            slots[index] = Some(Slot { dir, file });
+            let source = match &loc {
+                Location::Dir(dir) => open_shard(&shard_path(dir, &id, index), manifest.block_size),
+                Location::Agent(store) => {
+                    let peers = place::peers_for(&loc, peers.as_deref())?;
+                    match peers.client(store) {
+                        Ok(client) => Source::Remote {
+                            client: Box::new(client),
+                            store: store.clone(),
+                        },
+                        Err(e) => Source::Unusable(e.to_string()),
+                    }
+                }
+            };
+            slots[index] = Some(Slot {
+                dir: loc.as_path(),
+                location: loc,
+                source,
+            });
         }
         let codec = Codec::new(manifest.k, manifest.m)?;
+        let mut engine_file = vec![None; slots.len()];
+        let mut next = 0;
+        for (index, slot) in slots.iter().enumerate() {
+            if let Some(Slot {
+                source: Source::Local { .. },
+                ..
+            }) = slot
+            {
+                engine_file[index] = Some(next);
+                next += 1;
+            }
+        }
         Ok(ArchiveReader {
             manifest,
             slots,
             blanks,
             codec,
             degraded_reads: AtomicU64::new(0),
+            engines: Mutex::new(Vec::new()),
+            engine_file,
+            peers,
         })
     }
 
@@ -150,8 +243,88 @@ impl ArchiveReader {
     /// (reads of their blocks are rebuilt from the others).
     pub fn missing_shards(&self) -> Vec<usize> {
         (0..self.slots.len())
-            .filter(|&i| self.slots[i].as_ref().is_none_or(|s| s.file.is_none()))
+            .filter(|&i| !self.readable(i))
             .collect()
+    }
+
+    /// What the I/O engines of this reader did so far (shard reads).
+    pub fn read_io(&self) -> super::IoStats {
+        self.engines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .fold(super::IoStats::default(), |sum, e| sum.plus(e.stats()))
+    }
+
+    /// Where shard `index` is (`None`: no given location holds it).
+    pub fn shard_location(&self, index: usize) -> Option<String> {
+        self.slots[index].as_ref().map(|s| s.location.to_string())
+    }
+
+    /// Why shard `index` cannot be read (`None` if it can).
+    pub fn shard_problem(&self, index: usize) -> Option<String> {
+        self.unusable_reason(index)
+    }
+
+    /// Whether shard `index` can be read.
+    pub(crate) fn readable(&self, index: usize) -> bool {
+        self.slots[index].as_ref().is_some_and(Slot::readable)
+    }
+
+    /// Why shard `index` cannot be read (`None` if it can).
+    pub(crate) fn unusable_reason(&self, index: usize) -> Option<String> {
+        match &self.slots[index] {
+            None => Some("no given directory holds this shard".into()),
+            Some(Slot {
+                source: Source::Unusable(reason),
+                ..
+            }) => Some(reason.clone()),
+            Some(_) => None,
+        }
+    }
+
+    /// Runs `f` with an I/O engine over the local shard files (taken from the pool, or new).
+    pub(crate) fn with_engine<T>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<T, EcError>,
+    ) -> Result<T, EcError> {
+        let pooled = self
+            .engines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut engine = match pooled {
+            Some(engine) => engine,
+            None => self.new_engine()?,
+        };
+        let result = f(&mut engine);
+        if engine.in_flight() == 0 {
+            self.engines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(engine);
+        }
+        result
+    }
+
+    fn new_engine(&self) -> Result<Engine, EcError> {
+        let mut files = Vec::new();
+        for slot in self.slots.iter().flatten() {
+            if let Source::Local { file, path, direct } = &slot.source {
+                let dup = file
+                    .try_clone()
+                    .map_err(|e| EcError::io("duplicate the descriptor of", path, &slot.dir, e))?;
+                let spec = FileSpec {
+                    path: path.clone(),
+                    dir: slot.dir.clone(),
+                    mode: Mode::Read,
+                    direct: *direct,
+                };
+                files.push((spec, dup, *direct));
+            }
+        }
+        let n = files.len();
+        Ok(Engine::with_open(files, super::stripes::READ_DEPTH, n))
     }
 
     /// How many [`ArchiveReader::read_range`] calls so far had to rebuild at least one
@@ -162,11 +335,7 @@ impl ArchiveReader {
 
     /// Fails unless at least `k` shard files are present.
     pub fn require_k(&self) -> Result<(), EcError> {
-        let present = self
-            .slots
-            .iter()
-            .filter(|s| s.as_ref().is_some_and(|s| s.file.is_some()))
-            .count();
+        let present = (0..self.slots.len()).filter(|&i| self.readable(i)).count();
         if present < self.manifest.k {
             return Err(EcError::TooFewShards {
                 present,
@@ -176,124 +345,61 @@ impl ArchiveReader {
         }
         Ok(())
     }
+}
 
-    /// Reads block `stripe` of shard `index` into `out` and checks its CRC-32C.
-    pub(crate) fn read_block(&self, index: usize, stripe: u64, out: &mut [u8]) -> BlockState {
-        let Some(file) = self.slots[index].as_ref().and_then(|s| s.file.as_ref()) else {
-            return BlockState::Missing;
-        };
-        let offset = stripe * self.manifest.block_size as u64;
-        if file.read_exact_at(out, offset).is_err() {
-            return BlockState::Missing;
+/// Opens a shard file for reading: O_DIRECT when blocks are a multiple of
+/// [`DIRECT_UNIT`] and the file system accepts it.
+fn open_shard(path: &Path, block: usize) -> Source {
+    let open = |direct: bool| {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        if direct {
+            options.custom_flags(libc::O_DIRECT);
         }
-        if crc32c::crc32c(out) == self.manifest.block_crc32c[index][stripe as usize] {
-            BlockState::Good
-        } else {
-            BlockState::Corrupt
-        }
+        options.open(path)
+    };
+    let mut direct = block.is_multiple_of(DIRECT_UNIT);
+    let mut opened = open(direct);
+    if direct && matches!(&opened, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+        direct = false;
+        opened = open(false);
     }
-
-    /// Fills the blocks `need` of stripe `stripe` in `buf` (a whole stripe), reading them and,
-    /// when some are missing or corrupt, rebuilding them from other shards. Returns the
-    /// indices of `need` that had to be rebuilt.
-    pub(crate) fn read_stripe(
-        &self,
-        stripe: u64,
-        need: &[usize],
-        buf: &mut [u8],
-    ) -> Result<Vec<usize>, EcError> {
-        let (k, n, block) = (
-            self.manifest.k,
-            self.manifest.k + self.manifest.m,
-            self.manifest.block_size,
-        );
-        let mut present = vec![false; n];
-        let mut bad = Vec::new();
-        for &i in need {
-            if self.read_block(i, stripe, &mut buf[i * block..][..block]) == BlockState::Good {
-                present[i] = true;
-            } else {
-                bad.push(i);
-            }
+    match opened {
+        Ok(file) => Source::Local {
+            file,
+            path: path.to_path_buf(),
+            direct,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Source::Unusable("shard file is missing".into())
         }
-        if bad.is_empty() {
-            return Ok(bad);
+        Err(e) => {
+            tracing::warn!("cannot open shard {}: {e}", path.display());
+            Source::Unusable(format!("cannot open {}: {e}", path.display()))
         }
-        let mut good = present.iter().filter(|&&p| p).count();
-        for i in (0..n).filter(|i| !need.contains(i)) {
-            if good >= k {
-                break;
-            }
-            if self.read_block(i, stripe, &mut buf[i * block..][..block]) == BlockState::Good {
-                present[i] = true;
-                good += 1;
-            }
-        }
-        if good < k {
-            return Err(EcError::TooFewShards {
-                present: good,
-                needed: k,
-                stripe: Some(stripe),
-            });
-        }
-        let data_only = bad.iter().all(|&i| i < k);
-        self.codec.reconstruct(buf, block, &present, data_only)?;
-        Ok(bad)
-    }
-
-    /// Reads `len` bytes of the source at `offset`, reading only the blocks that hold them
-    /// (and, for a missing or corrupt block, enough others of its stripe to rebuild it).
-    pub fn read_range(&self, offset: u64, len: u64) -> Result<Vec<u8>, EcError> {
-        let size = self.manifest.source_size;
-        let end = offset.checked_add(len).filter(|&e| e <= size);
-        let Some(end) = end else {
-            return Err(EcError::Range { offset, len, size });
-        };
-        let (k, block) = (self.manifest.k as u64, self.manifest.block_size as u64);
-        let stripe_bytes = k * block;
-        let mut out = Vec::with_capacity(len as usize);
-        let mut buf = vec![0u8; (self.manifest.k + self.manifest.m) * block as usize];
-        let mut pos = offset;
-        let mut degraded = false;
-        while pos < end {
-            let stripe = pos / stripe_bytes;
-            let base = stripe * stripe_bytes;
-            let stop = end.min(base + stripe_bytes);
-            let first = ((pos - base) / block) as usize;
-            let last = ((stop - 1 - base) / block) as usize;
-            let need: Vec<usize> = (first..=last).collect();
-            degraded |= !self.read_stripe(stripe, &need, &mut buf)?.is_empty();
-            out.extend_from_slice(&buf[(pos - base) as usize..(stop - base) as usize]);
-            pos = stop;
-        }
-        if degraded {
-            self.degraded_reads.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(out)
     }
 }
 
-/// The id of the only archive in `dirs`.
-fn find_archive_id(dirs: &[PathBuf]) -> Result<String, EcError> {
+/// The id of the only archive in `locations` (unreachable remote ones are skipped).
+fn find_archive_id(locations: &[Location], peers: Option<&Peers>) -> Result<String, EcError> {
     let mut seen: Option<(String, PathBuf)> = None;
-    for dir in dirs {
-        let entries = fs::read_dir(dir).map_err(|e| EcError::io("list", dir, dir, e))?;
-        for entry in entries.flatten() {
-            let has_archive =
-                entry.path().join(MANIFEST).is_file() || shard_hint(&entry.path()).is_some();
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            if !has_archive {
+    for loc in locations {
+        let ids = match place::list_ids(loc, peers) {
+            Ok(ids) => ids,
+            Err(e) if matches!(loc, Location::Agent(_)) => {
+                tracing::warn!("{e}");
                 continue;
             }
+            Err(e) => return Err(e),
+        };
+        for name in ids {
             match &seen {
-                None => seen = Some((name, dir.clone())),
+                None => seen = Some((name, loc.as_path())),
                 Some((id, first)) if *id != name => {
                     return Err(EcError::DifferentArchives {
                         a_dir: first.clone(),
                         a_id: id.clone(),
-                        b_dir: dir.clone(),
+                        b_dir: loc.as_path(),
                         b_id: name,
                     });
                 }
@@ -303,12 +409,12 @@ fn find_archive_id(dirs: &[PathBuf]) -> Result<String, EcError> {
     }
     seen.map(|(id, _)| id).ok_or_else(|| EcError::NoArchive {
         id: None,
-        dirs: dirs.to_vec(),
+        dirs: locations.iter().map(Location::as_path).collect(),
     })
 }
 
 /// The index in the name of the only `shard-<i>.dat` in an archive directory.
-fn shard_hint(dir: &Path) -> Option<usize> {
+pub(crate) fn shard_hint(dir: &Path) -> Option<usize> {
     let mut hints = fs::read_dir(dir).ok()?.flatten().filter_map(|e| {
         let name = e.file_name();
         let name = name.to_str()?;

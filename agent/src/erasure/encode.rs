@@ -7,16 +7,21 @@
 //! directory without a complete manifest, hence no complete archive; a failure cleans up.
 
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use super::fsutil::{
-    MANIFEST, archive_dir, check_shard_dirs, fsync_dir, remove_quiet, remove_stale_tmp, shard_path,
-    tmp_path, write_atomic,
+    MANIFEST, archive_dir, check_shard_dirs, fsync_dir, remove_stale_tmp, shard_path, tmp_path,
 };
+use super::location::{self, Location};
 use super::manifest::{CHECKSUM_NAME, CODEC_NAME, FORMAT_NAME, FORMAT_VERSION, Manifest, State};
-use super::uring::{ShardTarget, ShardWriter};
+use super::place;
+use super::remote::Peers;
+use super::uring::IoStats;
+use super::writer::{ShardTarget, ShardWriter};
 use super::{
     Codec, DEFAULT_BLOCK_SIZE, DEFAULT_K, DEFAULT_M, EcError, NoProgress, Progress,
     check_archive_id, check_params, stripe_count,
@@ -68,44 +73,86 @@ pub fn encode_with_progress(
     params: &EncodeParams,
     progress: &dyn Progress,
 ) -> Result<Manifest, EcError> {
+    encode_report(source, shard_dirs, params, progress).map(|e| e.manifest)
+}
+
+/// What [`encode_report`] did.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The archive's manifest.
+    pub manifest: Manifest,
+    /// I/O of the source reads.
+    pub reads: IoStats,
+    /// I/O of the shard writes.
+    pub writes: IoStats,
+}
+
+/// [`encode`], reporting progress and returning the I/O statistics as well.
+pub fn encode_report(
+    source: &Path,
+    shard_dirs: &[PathBuf],
+    params: &EncodeParams,
+    progress: &dyn Progress,
+) -> Result<Encoded, EcError> {
+    encode_at(source, &location::dirs(shard_dirs), params, progress, None)
+}
+
+/// [`encode_report`] into shard locations, local or on other agents (reached through
+/// `peers`).
+pub fn encode_at(
+    source: &Path,
+    locations: &[Location],
+    params: &EncodeParams,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<Encoded, EcError> {
     let (k, m, block) = (params.k, params.m, params.block_size);
     check_params(k, m, block)?;
-    if shard_dirs.len() != k + m {
+    if locations.len() != k + m {
         return Err(EcError::Params(format!(
-            "k={k} m={m} needs exactly {} shard directories, {} given",
+            "k={k} m={m} needs exactly {} shard locations, {} given",
             k + m,
-            shard_dirs.len()
+            locations.len()
         )));
     }
-    check_shard_dirs(shard_dirs)?;
+    check_locations(locations, peers.as_deref())?;
     let id = archive_id(source, params.archive_id.as_deref())?;
-    let (mut file, size) = open_source(source)?;
-    refuse_existing(shard_dirs, &id, params.force)?;
+    let size = source_size(source)?;
+    refuse_existing(locations, &id, params.force, peers.as_deref())?;
 
     let mut cleanup = Cleanup {
-        dirs: shard_dirs.to_vec(),
+        locations: locations.to_vec(),
         id: id.clone(),
         created: Vec::new(),
         committing: false,
+        peers: peers.clone(),
     };
     let mut targets = Vec::with_capacity(k + m);
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let adir = archive_dir(dir, &id);
-        if !adir.exists() {
-            fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, dir, e))?;
-            cleanup.created.push(adir.clone());
-            fsync_dir(dir, dir)?;
-        }
-        remove_stale_tmp(&adir, dir)?;
+    for (index, loc) in locations.iter().enumerate() {
+        let path = match loc {
+            Location::Dir(dir) => {
+                let adir = archive_dir(dir, &id);
+                if !adir.exists() {
+                    fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, dir, e))?;
+                    cleanup.created.push(adir.clone());
+                    fsync_dir(dir, dir)?;
+                }
+                remove_stale_tmp(&adir, dir)?;
+                Some(tmp_path(&shard_path(dir, &id, index)))
+            }
+            Location::Agent(_) => None,
+        };
         targets.push(ShardTarget {
             index,
-            shard_dir: dir.clone(),
-            path: tmp_path(&shard_path(dir, &id, index)),
+            location: loc.clone(),
+            path,
         });
     }
 
     let codec = Codec::new(k, m)?;
-    let writer = ShardWriter::create(targets, block)?;
+    let depths = pipeline::Depths::for_stripe((k + m) * block);
+    let shard_len = stripe_count(size, k, block) * block as u64;
+    let writer = ShardWriter::create(targets, block, depths.write, &id, shard_len, peers.clone())?;
     tracing::info!(
         "encoding {} ({size} bytes) as {id:?}: {k}+{m}, {block}-byte blocks, {} kernels, {}",
         source.display(),
@@ -117,7 +164,8 @@ pub fn encode_with_progress(
         }
     );
     progress.begin("encode", size);
-    let (crcs, sha) = pipeline::run(&mut file, source, size, &codec, block, writer, progress)?;
+    let out = pipeline::run(source, size, &codec, block, writer, depths, progress)?;
+    let (crcs, sha) = (out.crcs, out.sha256);
     progress.end();
 
     let manifest = Manifest {
@@ -138,32 +186,44 @@ pub fn encode_with_progress(
         block_crc32c: crcs,
     };
     cleanup.committing = true;
-    // Phase 2: mark every directory as committing (this also retires an older archive).
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let copy = manifest.for_shard(index, State::Writing);
-        write_atomic(
-            &archive_dir(dir, &id).join(MANIFEST),
-            copy.to_json().as_bytes(),
-            dir,
-        )?;
+    let peers = peers.as_deref();
+    // Phase 2: mark every location as committing (this also retires an older archive).
+    for (index, loc) in locations.iter().enumerate() {
+        place::write_manifest(loc, &manifest.for_shard(index, State::Writing), peers)?;
     }
     // Phase 3: shard files into place.
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let dat = shard_path(dir, &id, index);
-        fs::rename(tmp_path(&dat), &dat).map_err(|e| EcError::io("rename", &dat, dir, e))?;
-        fsync_dir(&archive_dir(dir, &id), dir)?;
+    for (index, loc) in locations.iter().enumerate() {
+        place::commit_shard(loc, &id, index, peers)?;
     }
     // Phase 4: complete manifests.
-    for (index, dir) in shard_dirs.iter().enumerate() {
-        let copy = manifest.for_shard(index, State::Complete);
-        write_atomic(
-            &archive_dir(dir, &id).join(MANIFEST),
-            copy.to_json().as_bytes(),
-            dir,
-        )?;
+    for (index, loc) in locations.iter().enumerate() {
+        place::write_manifest(loc, &manifest.for_shard(index, State::Complete), peers)?;
     }
     cleanup.disarm();
-    Ok(manifest)
+    Ok(Encoded {
+        manifest,
+        reads: out.reads,
+        writes: out.writes,
+    })
+}
+
+/// Checks that local directories exist, that no location repeats, and that remote ones can
+/// be reached (a client identity is configured).
+pub(crate) fn check_locations(
+    locations: &[Location],
+    peers: Option<&Peers>,
+) -> Result<(), EcError> {
+    let dirs: Vec<PathBuf> = locations.iter().filter_map(|l| l.dir().cloned()).collect();
+    check_shard_dirs(&dirs)?;
+    for (i, loc) in locations.iter().enumerate() {
+        if let Location::Agent(_) = loc {
+            place::peers_for(loc, peers)?;
+            if locations[..i].contains(loc) {
+                return Err(EcError::DuplicateShardDir(loc.as_path()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The archive id: the given one, or the source's file name.
@@ -179,8 +239,8 @@ fn archive_id(source: &Path, given: Option<&str>) -> Result<String, EcError> {
     Ok(id)
 }
 
-/// Opens the source and finds its size (block devices: seek to the end).
-fn open_source(source: &Path) -> Result<(File, u64), EcError> {
+/// The size of the source (block devices: seek to the end).
+fn source_size(source: &Path) -> Result<u64, EcError> {
     let mut file = File::open(source).map_err(|e| EcError::io("open", source, source, e))?;
     let meta = file
         .metadata()
@@ -197,25 +257,28 @@ fn open_source(source: &Path) -> Result<(File, u64), EcError> {
     } else {
         return Err(EcError::UnsupportedSource(source.to_path_buf()));
     };
-    Ok((file, size))
+    Ok(size)
 }
 
-/// Fails if a complete archive `id` is present (and no directory shows an interrupted
+/// Fails if a complete archive `id` is present (and no location shows an interrupted
 /// commit), unless `force`.
-fn refuse_existing(dirs: &[PathBuf], id: &str, force: bool) -> Result<(), EcError> {
+fn refuse_existing(
+    locations: &[Location],
+    id: &str,
+    force: bool,
+    peers: Option<&Peers>,
+) -> Result<(), EcError> {
     let mut complete = None;
-    for dir in dirs {
-        let path = archive_dir(dir, id).join(MANIFEST);
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        match Manifest::parse(&text) {
-            Ok(m) if m.state == State::Writing => return Ok(()),
-            Ok(_) => {
-                complete.get_or_insert_with(|| dir.clone());
+    for loc in locations {
+        let path = loc.as_path().join(id).join(MANIFEST);
+        match place::read_manifest(loc, id, peers)? {
+            None => {}
+            Some(Ok(m)) if m.state == State::Writing => return Ok(()),
+            Some(Ok(_)) => {
+                complete.get_or_insert_with(|| loc.as_path());
             }
-            Err(error) if !force => return Err(EcError::Manifest { path, error }),
-            Err(_) => {}
+            Some(Err(error)) if !force => return Err(EcError::Manifest { path, error }),
+            Some(Err(_)) => {}
         }
     }
     match complete {
@@ -224,38 +287,27 @@ fn refuse_existing(dirs: &[PathBuf], id: &str, force: bool) -> Result<(), EcErro
     }
 }
 
-/// Removes what a failed encode left: tmp files, and once committing, the new manifests and
-/// shard files; directories it created, if empty.
+/// Removes what a failed encode left: tmp (staged) files, and once committing, the new
+/// manifests and shard files; directories it created, if empty.
 struct Cleanup {
-    dirs: Vec<PathBuf>,
+    locations: Vec<Location>,
     id: String,
     created: Vec<PathBuf>,
     committing: bool,
+    peers: Option<Arc<Peers>>,
 }
 
 impl Cleanup {
     fn disarm(mut self) {
-        self.dirs.clear();
+        self.locations.clear();
         self.created.clear();
     }
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for (index, dir) in self.dirs.iter().enumerate() {
-            let adir = archive_dir(dir, &self.id);
-            let dat = shard_path(dir, &self.id, index);
-            remove_quiet(&tmp_path(&dat));
-            remove_quiet(&tmp_path(&adir.join(MANIFEST)));
-            if self.committing {
-                remove_quiet(&adir.join(MANIFEST));
-                remove_quiet(&dat);
-            }
-            if adir.is_dir()
-                && let Err(e) = fsync_dir(&adir, dir)
-            {
-                tracing::warn!("after a failed encode: {e}");
-            }
+        for (index, loc) in self.locations.iter().enumerate() {
+            place::discard(loc, &self.id, index, self.committing, self.peers.as_deref());
         }
         for adir in &self.created {
             if let Err(e) = fs::remove_dir(adir) {
@@ -263,18 +315,4 @@ impl Drop for Cleanup {
             }
         }
     }
-}
-
-/// Reads exactly `buf.len()` bytes unless the source ends first; returns the count.
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

@@ -136,6 +136,32 @@ pub enum EcError {
     /// The Reed–Solomon codec refused the input.
     #[error("erasure codec: {0}")]
     Codec(String),
+    /// Another agent holding a shard location cannot be reached.
+    #[error("cannot reach {location}: {message}")]
+    Unreachable {
+        /// The location (`agent://HOST:PORT/STORE`).
+        location: String,
+        /// Why (connection refused, TLS handshake failed, ...).
+        message: String,
+    },
+    /// Another agent refused a call on a shard location.
+    #[error("{location}: {call} failed: {code:?}: {message}")]
+    Remote {
+        /// The location.
+        location: String,
+        /// The call.
+        call: &'static str,
+        /// The gRPC status code it returned.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+    /// Remote shard locations were given without a client identity to reach them.
+    #[error(
+        "{0}: remote shard locations need a client certificate (ec: --tls-ca, --tls-cert, \
+         --tls-key; serve: --peer-cert, --peer-key)"
+    )]
+    NoPeerIdentity(String),
 }
 
 impl EcError {

@@ -3,11 +3,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::ops::{Deref, DerefMut};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::EcError;
-use super::uring::ShardTarget;
 
 /// Alignment of [`AlignedBuf`]: enough for O_DIRECT on 4 KiB-sector devices.
 pub const ALIGN: usize = 4096;
@@ -56,6 +54,12 @@ impl AlignedBuf {
         let addr = raw.as_ptr().addr();
         let start = (ALIGN - addr % ALIGN) % ALIGN;
         AlignedBuf { raw, start, len }
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
     }
 }
 
@@ -151,39 +155,6 @@ pub fn check_shard_dirs(dirs: &[PathBuf]) -> Result<(), EcError> {
         seen.push(canonical);
     }
     Ok(())
-}
-
-/// Creates (truncates) a shard file, with O_DIRECT if `direct` and the file system allows it;
-/// returns the file and whether O_DIRECT is on.
-pub fn open_target(target: &ShardTarget, direct: bool) -> Result<(File, bool), EcError> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true).mode(0o644);
-    if direct {
-        match options
-            .clone()
-            .custom_flags(libc::O_DIRECT)
-            .open(&target.path)
-        {
-            Ok(file) => return Ok((file, true)),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => tracing::warn!(
-                "O_DIRECT not supported in {} ({e}); using buffered I/O",
-                target.shard_dir.display()
-            ),
-            Err(e) => return Err(EcError::io("create", &target.path, &target.shard_dir, e)),
-        }
-    }
-    let file = options
-        .open(&target.path)
-        .map_err(|e| EcError::io("create", &target.path, &target.shard_dir, e))?;
-    Ok((file, false))
-}
-
-/// Reopens a shard file for buffered writes.
-pub fn reopen_buffered(target: &ShardTarget) -> Result<File, EcError> {
-    OpenOptions::new()
-        .write(true)
-        .open(&target.path)
-        .map_err(|e| EcError::io("reopen", &target.path, &target.shard_dir, e))
 }
 
 #[cfg(test)]

@@ -19,20 +19,28 @@ mod codec;
 mod encode;
 mod error;
 mod fsutil;
+pub mod location;
 mod manifest;
+mod place;
+pub mod remote;
 mod render;
 mod restore;
+mod stripes;
 mod uring;
 mod verify;
+mod writer;
 
 pub use archive::ArchiveReader;
 pub use codec::{Backend, Codec, detect_backend};
-pub use encode::{EncodeParams, encode, encode_with_progress};
+pub use encode::{EncodeParams, Encoded, encode, encode_at, encode_report, encode_with_progress};
 pub use error::EcError;
 pub use fsutil::AlignedBuf;
 pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, State};
-pub use restore::{RestoreReport, read_range, restore, restore_with};
-pub use verify::{Report, ShardReport, ShardState, scrub, scrub_with, verify, verify_with};
+pub use restore::{RestoreReport, read_range, restore, restore_at, restore_with};
+pub use uring::{IoStats, process_totals};
+pub use verify::{
+    Report, ShardReport, ShardState, scrub, scrub_at, scrub_with, verify, verify_at, verify_with,
+};
 
 /// Default number of data shards.
 pub const DEFAULT_K: usize = 4;
@@ -89,18 +97,24 @@ pub fn stripe_count(size: u64, k: usize, block_size: usize) -> u64 {
 
 /// Checks an archive id: 1..=128 characters of `[A-Za-z0-9._-]`, not starting with a dot.
 pub fn check_archive_id(id: &str) -> Result<(), EcError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && id
+    check_name("archive id", id, 128).map_err(EcError::Params)
+}
+
+/// Checks a name used as a file name: 1..=`max` characters of `[A-Za-z0-9._-]`, not
+/// starting with a dot (so no path traversal).
+pub(crate) fn check_name(what: &str, name: &str, max: usize) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && !name.starts_with('.')
+        && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
-        Err(EcError::Params(format!(
-            "archive id {id:?}: use 1 to 128 characters of A-Z a-z 0-9 . _ - (not starting with .)"
-        )))
+        Err(format!(
+            "{what} {name:?}: use 1 to {max} characters of A-Z a-z 0-9 . _ - (not starting with .)"
+        ))
     }
 }
 

@@ -1,15 +1,28 @@
 //! `restore` (whole source back to a file or block device) and `read_range`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, sync_channel};
+use std::thread;
 
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
 
-use super::fsutil::{fsync_dir, hex, remove_quiet};
+use std::sync::Arc;
+
+use super::fsutil::{AlignedBuf, fsync_dir, hex, remove_quiet};
+use super::location::{self, Location};
+use super::remote::Peers;
+use super::stripes::Mode as Reads;
+use super::uring::{Batch, Engine, FileSpec, IoStats, Kind, Mode, Op};
 use super::{ArchiveReader, Backend, EcError, NoProgress, Progress};
+
+/// Stripes whose target writes may be in flight at once.
+const WRITE_DEPTH: usize = 4;
+/// Stripes queued for the hasher thread.
+const HASH_QUEUE: usize = 4;
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,6 +41,10 @@ pub struct RestoreReport {
     pub missing_shards: Vec<usize>,
     /// GF(2^8) kernels used.
     pub backend: Backend,
+    /// I/O of the shard reads.
+    pub shard_io: IoStats,
+    /// I/O of the target writes.
+    pub target_io: IoStats,
 }
 
 /// Restores the archive in `shard_dirs` to `target`, byte for byte. A regular-file target is
@@ -49,15 +66,41 @@ pub fn restore_with(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport, EcError> {
-    let meta = fs::metadata(target).ok();
+    restore_at(
+        &location::dirs(shard_dirs),
+        id,
+        target,
+        force,
+        progress,
+        None,
+    )
+}
+
+/// [`restore_with`] from shard locations, local or on other agents.
+pub fn restore_at(
+    locations: &[Location],
+    id: Option<&str>,
+    target: &Path,
+    force: bool,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<RestoreReport, EcError> {
+    let meta = match fs::metadata(target) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            let dir = target.parent().unwrap_or(Path::new("."));
+            return Err(EcError::io("stat", target, dir, e));
+        }
+    };
     if meta.is_some() && !force {
         return Err(EcError::TargetExists(target.to_path_buf()));
     }
     let device = meta.is_some_and(|m| m.file_type().is_block_device());
-    let archive = ArchiveReader::open(shard_dirs, id)?;
+    let archive = ArchiveReader::open_at(locations, id, peers)?;
     archive.require_k()?;
     let manifest = archive.manifest();
-    let (k, n, block) = (manifest.k, manifest.k + manifest.m, manifest.block_size);
+    let (k, block) = (manifest.k, manifest.block_size);
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -72,17 +115,12 @@ pub fn restore_with(
         parent.join(format!(".{name}.couchestor-restore.tmp"))
     };
     let io_err = |op, e| EcError::io(op, &write_path, &parent, e);
-    let mut out = if device {
-        OpenOptions::new().write(true).open(&write_path)
-    } else {
-        File::create(&write_path)
-    }
-    .map_err(|e| io_err("create", e))?;
     if device {
-        let capacity = out
-            .seek(SeekFrom::End(0))
-            .and_then(|c| out.seek(SeekFrom::Start(0)).map(|_| c));
-        let capacity = capacity.map_err(|e| io_err("seek", e))?;
+        let mut out = File::options()
+            .write(true)
+            .open(&write_path)
+            .map_err(|e| io_err("open", e))?;
+        let capacity = out.seek(SeekFrom::End(0)).map_err(|e| io_err("seek", e))?;
         if capacity < manifest.source_size {
             return Err(EcError::Params(format!(
                 "{} holds {capacity} bytes, the archive {}",
@@ -91,32 +129,85 @@ pub fn restore_with(
             )));
         }
     }
+    let spec = FileSpec {
+        path: write_path.clone(),
+        dir: parent.clone(),
+        mode: if device { Mode::Write } else { Mode::Create },
+        // The last stripe is usually not sector-aligned: buffered writes, through io_uring.
+        direct: false,
+    };
+    let mut out = Engine::new(vec![spec], WRITE_DEPTH, 1)?;
 
     let result = (|| {
-        let mut hasher = Context::new(&SHA256);
-        let mut buf = vec![0u8; n * block];
         let need: Vec<usize> = (0..k).collect();
         let mut rebuilt = 0;
         let stripe_data = (k * block) as u64;
-        progress.begin("restore", manifest.source_size);
-        for stripe in 0..manifest.stripes {
-            if !archive.read_stripe(stripe, &need, &mut buf)?.is_empty() {
-                rebuilt += 1;
+        let size = manifest.source_size;
+        let len_of = |stripe: u64| (size - stripe * stripe_data).min(stripe_data) as usize;
+        progress.begin("restore", size);
+        // SHA-256 is the slowest step: a thread of its own hashes each stripe (in order)
+        // before it is written.
+        let (to_hash, hash_in) = sync_channel::<(u64, AlignedBuf)>(HASH_QUEUE);
+        let (hashed_out, hashed) = channel::<(u64, AlignedBuf)>();
+        let sha = thread::scope(|scope| {
+            let hasher = scope.spawn(move || {
+                let mut ctx = Context::new(&SHA256);
+                for (stripe, buf) in hash_in {
+                    ctx.update(&buf[..len_of(stripe)]);
+                    if hashed_out.send((stripe, buf)).is_err() {
+                        break;
+                    }
+                }
+                hex(ctx.finish().as_ref())
+            });
+            let mut write = |stripe: u64, buf: AlignedBuf| -> Result<Vec<AlignedBuf>, EcError> {
+                let len = len_of(stripe);
+                let op = Op::new(0, Kind::Write, 0, len, stripe * stripe_data);
+                out.submit(Batch::new(stripe, buf, vec![op]))?;
+                progress.advance(len as u64);
+                Ok(out.reap(WRITE_DEPTH)?.into_iter().map(|b| b.buf).collect())
+            };
+            let read = archive.for_each_stripe(
+                0..manifest.stripes,
+                &|_| need.clone(),
+                Reads::Rebuild,
+                &mut |s| {
+                    if !s.rebuilt.is_empty() {
+                        rebuilt += 1;
+                    }
+                    to_hash
+                        .send((s.stripe, s.buf))
+                        .map_err(|_| EcError::Codec("the restore hasher stopped".into()))?;
+                    let mut freed = Vec::new();
+                    while let Ok((stripe, buf)) = hashed.try_recv() {
+                        freed.extend(write(stripe, buf)?);
+                    }
+                    Ok(freed)
+                },
+            );
+            drop(to_hash);
+            let mut written = read;
+            for (stripe, buf) in hashed.iter() {
+                if written.is_ok() {
+                    written = write(stripe, buf).map(|_| ());
+                }
             }
-            let len = (manifest.source_size - stripe * stripe_data).min(stripe_data) as usize;
-            hasher.update(&buf[..len]);
-            out.write_all(&buf[..len]).map_err(|e| io_err("write", e))?;
-            progress.advance(len as u64);
-        }
+            let sha = hasher
+                .join()
+                .map_err(|_| EcError::Codec("the restore hasher panicked".into()))?;
+            written.map(|()| sha)
+        })?;
         progress.end();
-        out.sync_all().map_err(|e| io_err("fsync", e))?;
-        let sha = hex(hasher.finish().as_ref());
-        if sha != manifest.source_sha256 {
-            return Err(EcError::Integrity(target.to_path_buf()));
-        }
         Ok((sha, rebuilt))
     })();
-    let (sha256, stripes_rebuilt) = match result {
+    let result = match (result, out.finish()) {
+        (Ok((sha, _)), Ok(_)) if sha != manifest.source_sha256 => {
+            Err(EcError::Integrity(target.to_path_buf()))
+        }
+        (Ok(done), Ok(stats)) => Ok((done, stats)),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    };
+    let ((sha256, stripes_rebuilt), target_io) = match result {
         Ok(done) => done,
         Err(e) => {
             if !device {
@@ -132,9 +223,7 @@ pub fn restore_with(
         })?;
         fsync_dir(&parent, &parent)?;
     }
-    let missing_shards = (0..n)
-        .filter(|&i| archive.slots[i].as_ref().is_none_or(|s| s.file.is_none()))
-        .collect();
+    let missing_shards = archive.missing_shards();
     Ok(RestoreReport {
         archive_id: manifest.archive_id.clone(),
         target: target.to_path_buf(),
@@ -143,6 +232,8 @@ pub fn restore_with(
         stripes_rebuilt,
         missing_shards,
         backend: archive.codec.backend(),
+        shard_io: archive.read_io(),
+        target_io,
     })
 }
 

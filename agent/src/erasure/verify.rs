@@ -5,12 +5,16 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::archive::{ArchiveReader, BlockState};
-use super::fsutil::{
-    AlignedBuf, MANIFEST, archive_dir, fsync_dir, remove_quiet, shard_path, tmp_path, write_atomic,
-};
+use super::archive::ArchiveReader;
+use std::sync::Arc;
+
+use super::fsutil::{archive_dir, fsync_dir, shard_path, tmp_path};
+use super::location::{self, Location};
 use super::manifest::State;
-use super::uring::{ShardTarget, ShardWriter};
+use super::place;
+use super::remote::Peers;
+use super::stripes::{BlockState, Mode};
+use super::writer::{ShardTarget, ShardWriter};
 use super::{Backend, EcError, NoProgress, Progress};
 
 /// Health of one shard.
@@ -38,9 +42,14 @@ pub struct ShardReport {
     pub reason: Option<String>,
     /// Blocks (stripe numbers) whose checksum does not match.
     pub corrupt_blocks: Vec<u64>,
-    /// Blocks (stripe numbers) that cannot be read (e.g. truncated file).
+    /// Blocks (stripe numbers) that cannot be read (e.g. truncated file, read error).
     pub missing_blocks: Vec<u64>,
+    /// Read errors, as "block S: error" (the first few).
+    pub errors: Vec<String>,
 }
+
+/// Read errors listed per shard in a report, at most.
+const MAX_ERRORS: usize = 8;
 
 /// Result of [`verify`] or [`scrub`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,55 +93,72 @@ pub fn verify_with(
     id: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Report, EcError> {
-    let archive = ArchiveReader::open(shard_dirs, id)?;
-    Ok(check(&archive, progress))
+    verify_at(&location::dirs(shard_dirs), id, progress, None)
 }
 
-fn check(archive: &ArchiveReader, progress: &dyn Progress) -> Report {
+/// [`verify_with`] on shard locations, local or on other agents.
+pub fn verify_at(
+    locations: &[Location],
+    id: Option<&str>,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<Report, EcError> {
+    let archive = ArchiveReader::open_at(locations, id, peers)?;
+    check(&archive, progress)
+}
+
+fn check(archive: &ArchiveReader, progress: &dyn Progress) -> Result<Report, EcError> {
     let m = &archive.manifest;
     let n = m.k + m.m;
-    let mut block = vec![0u8; m.block_size];
     let mut good = vec![0usize; m.stripes as usize];
-    let mut shards = Vec::with_capacity(n);
-    progress.begin("verify", m.stripes * n as u64 * m.block_size as u64);
-    for index in 0..n {
-        let slot = archive.slots[index].as_ref();
-        let mut report = ShardReport {
-            index,
-            dir: slot.map(|s| s.dir.clone()),
-            state: ShardState::Ok,
-            reason: None,
-            corrupt_blocks: Vec::new(),
-            missing_blocks: Vec::new(),
-        };
-        match slot {
-            None => report.reason = Some("no given directory holds this shard".into()),
-            Some(s) if s.file.is_none() => report.reason = Some("shard file is missing".into()),
-            Some(_) => {}
-        }
-        if report.reason.is_some() {
-            report.state = ShardState::Missing;
-            progress.advance(m.stripes * m.block_size as u64);
-            shards.push(report);
-            continue;
-        }
-        for stripe in 0..m.stripes {
-            match archive.read_block(index, stripe, &mut block) {
-                BlockState::Good => good[stripe as usize] += 1,
-                BlockState::Corrupt => report.corrupt_blocks.push(stripe),
-                BlockState::Missing => report.missing_blocks.push(stripe),
+    let mut shards: Vec<ShardReport> = (0..n)
+        .map(|index| {
+            let reason = archive.unusable_reason(index);
+            ShardReport {
+                index,
+                dir: archive.slots[index].as_ref().map(|s| s.dir.clone()),
+                state: if reason.is_some() {
+                    ShardState::Missing
+                } else {
+                    ShardState::Ok
+                },
+                reason,
+                corrupt_blocks: Vec::new(),
+                missing_blocks: Vec::new(),
+                errors: Vec::new(),
             }
-            progress.advance(m.block_size as u64);
+        })
+        .collect();
+    let readable: Vec<usize> = (0..n).filter(|&i| archive.readable(i)).collect();
+    let stripe_bytes = (n * m.block_size) as u64;
+    progress.begin("verify", m.stripes * stripe_bytes);
+    archive.for_each_stripe(0..m.stripes, &|_| readable.clone(), Mode::Check, &mut |s| {
+        for &i in &readable {
+            let report = &mut shards[i];
+            match &s.states[i] {
+                BlockState::Good => good[s.stripe as usize] += 1,
+                BlockState::Corrupt => report.corrupt_blocks.push(s.stripe),
+                BlockState::Missing | BlockState::Unread => report.missing_blocks.push(s.stripe),
+                BlockState::Failed(e) => {
+                    report.missing_blocks.push(s.stripe);
+                    if report.errors.len() < MAX_ERRORS {
+                        report.errors.push(format!("block {}: {e}", s.stripe));
+                    }
+                }
+            }
         }
+        progress.advance(stripe_bytes);
+        Ok(vec![s.buf])
+    })?;
+    for report in shards.iter_mut().filter(|r| r.state == ShardState::Ok) {
         if !report.corrupt_blocks.is_empty() || !report.missing_blocks.is_empty() {
             report.state = ShardState::Damaged;
         }
-        shards.push(report);
     }
     progress.end();
     let unrecoverable_stripes: Vec<u64> =
         (0..m.stripes).filter(|&s| good[s as usize] < m.k).collect();
-    Report {
+    Ok(Report {
         archive_id: m.archive_id.clone(),
         k: m.k,
         m: m.m,
@@ -150,7 +176,7 @@ fn check(archive: &ArchiveReader, progress: &dyn Progress) -> Report {
             .map(|b| format!("{}: {}", b.dir.display(), b.reason))
             .collect(),
         backend: archive.codec.backend(),
-    }
+    })
 }
 
 /// Verifies the archive, rewrites every missing or damaged shard (and its manifest copy)
@@ -165,8 +191,18 @@ pub fn scrub_with(
     id: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Report, EcError> {
-    let archive = ArchiveReader::open(shard_dirs, id)?;
-    let before = check(&archive, progress);
+    scrub_at(&location::dirs(shard_dirs), id, progress, None)
+}
+
+/// [`scrub_with`] on shard locations, local or on other agents.
+pub fn scrub_at(
+    locations: &[Location],
+    id: Option<&str>,
+    progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
+) -> Result<Report, EcError> {
+    let archive = ArchiveReader::open_at(locations, id, peers.clone())?;
+    let before = check(&archive, progress)?;
     if before.healthy {
         return Ok(before);
     }
@@ -186,36 +222,39 @@ pub fn scrub_with(
     }
     let plan = plan_repairs(&archive, &before);
     let repaired: Vec<usize> = plan.iter().map(|t| t.index).collect();
-    rewrite(&archive, plan, progress)?;
+    rewrite(&archive, plan, progress, peers.clone())?;
+    let id = archive.manifest.archive_id.clone();
     drop(archive);
-    let mut after = verify_with(shard_dirs, id, progress)?;
+    let mut after = verify_at(locations, Some(&id), progress, peers)?;
     after.repaired = repaired;
     Ok(after)
 }
 
-/// The directory each unhealthy shard is rewritten in: its own, or else a given directory
+/// The location each unhealthy shard is rewritten at: its own, or else a given location
 /// holding no copy (preferring one whose leftover file names that index).
 fn plan_repairs(archive: &ArchiveReader, report: &Report) -> Vec<ShardTarget> {
     let id = &archive.manifest.archive_id;
     let mut spare: Vec<_> = archive.blanks.iter().collect();
     let mut plan = Vec::new();
     for shard in report.shards.iter().filter(|s| s.state != ShardState::Ok) {
-        let dir = match &shard.dir {
-            Some(dir) => Some(dir.clone()),
+        let location = match archive.slots[shard.index].as_ref() {
+            Some(slot) => Some(slot.location.clone()),
             None => {
                 let pick = spare
                     .iter()
                     .position(|b| b.hint == Some(shard.index))
                     .or_else(|| spare.iter().position(|b| b.hint.is_none()))
                     .or(if spare.is_empty() { None } else { Some(0) });
-                pick.map(|p| spare.remove(p).dir.clone())
+                pick.map(|p| spare.remove(p).location.clone())
             }
         };
-        match dir {
-            Some(dir) => plan.push(ShardTarget {
+        match location {
+            Some(location) => plan.push(ShardTarget {
                 index: shard.index,
-                path: tmp_path(&shard_path(&dir, id, shard.index)),
-                shard_dir: dir,
+                path: location
+                    .dir()
+                    .map(|dir| tmp_path(&shard_path(dir, id, shard.index))),
+                location,
             }),
             None => tracing::warn!(
                 "shard {} cannot be rewritten: no --shard-dir for it",
@@ -226,52 +265,58 @@ fn plan_repairs(archive: &ArchiveReader, report: &Report) -> Vec<ShardTarget> {
     plan
 }
 
-/// Rebuilds the planned shards stripe by stripe into tmp files, then puts them in place.
+/// Rebuilds the planned shards stripe by stripe into tmp (staged) copies, then puts them in
+/// place with their manifest copies.
 fn rewrite(
     archive: &ArchiveReader,
     plan: Vec<ShardTarget>,
     progress: &dyn Progress,
+    peers: Option<Arc<Peers>>,
 ) -> Result<(), EcError> {
     let m = &archive.manifest;
     let need: Vec<usize> = plan.iter().map(|t| t.index).collect();
     for t in &plan {
-        let adir = archive_dir(&t.shard_dir, &m.archive_id);
-        if !adir.is_dir() {
-            fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, &t.shard_dir, e))?;
-            fsync_dir(&t.shard_dir, &t.shard_dir)?;
+        if let Location::Dir(dir) = &t.location {
+            let adir = archive_dir(dir, &m.archive_id);
+            if !adir.is_dir() {
+                fs::create_dir(&adir).map_err(|e| EcError::io("create", &adir, dir, e))?;
+                fsync_dir(dir, dir)?;
+            }
         }
     }
-    let tmps: Vec<PathBuf> = plan.iter().map(|t| t.path.clone()).collect();
+    let undo: Vec<(Location, usize)> = plan.iter().map(|t| (t.location.clone(), t.index)).collect();
+    let shard_len = m.stripes * m.block_size as u64;
     let result = (|| {
-        let mut writer = ShardWriter::create(plan, m.block_size)?;
-        let mut buf = AlignedBuf::new((m.k + m.m) * m.block_size);
-        progress.begin("scrub", m.stripes * (need.len() * m.block_size) as u64);
-        for stripe in 0..m.stripes {
-            archive.read_stripe(stripe, &need, &mut buf)?;
-            buf = writer.write_stripe(stripe, buf)?;
-            progress.advance((need.len() * m.block_size) as u64);
-        }
+        let mut writer = ShardWriter::create(
+            plan,
+            m.block_size,
+            4,
+            &m.archive_id,
+            shard_len,
+            peers.clone(),
+        )?;
+        let bytes = (need.len() * m.block_size) as u64;
+        progress.begin("scrub", m.stripes * bytes);
+        archive.for_each_stripe(0..m.stripes, &|_| need.clone(), Mode::Rebuild, &mut |s| {
+            progress.advance(bytes);
+            writer.submit(s.stripe, s.buf)
+        })?;
         progress.end();
-        writer.finish()
+        writer.finish().map(|(targets, _)| targets)
     })();
     let targets = match result {
         Ok(targets) => targets,
         Err(e) => {
-            tmps.iter().for_each(|p| remove_quiet(p));
+            for (loc, index) in &undo {
+                place::discard(loc, &m.archive_id, *index, false, peers.as_deref());
+            }
             return Err(e);
         }
     };
     for t in targets {
-        let dat = shard_path(&t.shard_dir, &m.archive_id, t.index);
-        let adir = archive_dir(&t.shard_dir, &m.archive_id);
-        fs::rename(&t.path, &dat).map_err(|e| EcError::io("rename", &t.path, &t.shard_dir, e))?;
-        fsync_dir(&adir, &t.shard_dir)?;
+        place::commit_shard(&t.location, &m.archive_id, t.index, peers.as_deref())?;
         let copy = m.for_shard(t.index, State::Complete);
-        write_atomic(
-            &adir.join(MANIFEST),
-            copy.to_json().as_bytes(),
-            &t.shard_dir,
-        )?;
+        place::write_manifest(&t.location, &copy, peers.as_deref())?;
     }
     Ok(())
 }

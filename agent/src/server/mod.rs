@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod command;
+pub mod ec_health;
 pub mod sampler;
 pub mod service;
 
@@ -67,6 +68,45 @@ pub struct ServeArgs {
     /// directory (which must exist).
     #[arg(long, value_name = "DIR")]
     pub shard_store_dir: Option<PathBuf>,
+}
+
+/// Cold-tier arguments of `serve` (beside [`ServeArgs`]).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ColdTierArgs {
+    /// A local shard directory the ColdTier API may archive into and read from; repeat
+    /// once per disk. The ShardStore directories count as shard directories too.
+    #[arg(long = "shard-dir", value_name = "DIR")]
+    pub shard_dirs: Vec<PathBuf>,
+    /// One more named ShardStore store, NAME=DIR (repeatable); `--shard-store-dir DIR` is
+    /// the store named "default".
+    #[arg(long = "shard-store", value_name = "NAME=DIR", value_parser = parse_named_store)]
+    pub stores: Vec<(String, PathBuf)>,
+    /// PEM client certificate this agent presents to other agents' ShardStores (needed for
+    /// `agent://` shard locations in ColdTier calls).
+    #[arg(long, value_name = "FILE", requires = "peer_key")]
+    pub peer_cert: Option<PathBuf>,
+    /// PEM private key of --peer-cert.
+    #[arg(long, value_name = "FILE", requires = "peer_cert")]
+    pub peer_key: Option<PathBuf>,
+    /// PEM CA the other agents' server certificates must be issued by (default: --client-ca).
+    #[arg(long, value_name = "FILE")]
+    pub peer_ca: Option<PathBuf>,
+    /// Seconds between light checks of the archives in the shard directories, which feed
+    /// the cold-tier health metrics (0.1 to 3600).
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_interval)]
+    pub ec_check_interval: Duration,
+}
+
+/// Parses `NAME=DIR`.
+pub fn parse_named_store(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=DIR"))?;
+    crate::erasure::location::check_store_name(name)?;
+    if dir.is_empty() {
+        return Err(format!("{text:?}: no directory"));
+    }
+    Ok((name.to_string(), PathBuf::from(dir)))
 }
 
 /// Parses `--interval`: decimal seconds in 0.1..=3600.
@@ -136,6 +176,25 @@ pub async fn serve(
     extra: RoutesBuilder,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with(args, extra, None, shutdown).await
+}
+
+/// Light checks of the archives in some shard directories, for the cold-tier metrics.
+#[derive(Debug, Clone)]
+pub struct EcHealth {
+    /// The directories.
+    pub dirs: Vec<PathBuf>,
+    /// Time between checks.
+    pub interval: Duration,
+}
+
+/// [`serve`], also checking the archives of `ec` (if any) for the cold-tier metrics.
+pub async fn serve_with(
+    args: &ServeArgs,
+    extra: RoutesBuilder,
+    ec: Option<EcHealth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let tls_config = tls::server_config(&args.tls_cert, &args.tls_key, &args.client_ca)?;
     let server_cert = tls::read_certs(&args.tls_cert)?
         .first()
@@ -166,6 +225,14 @@ pub async fn serve(
 
     let metrics = Arc::new(AgentMetrics::new()?);
     let sampler = Sampler::spawn(tree, args.dev_root.clone(), args.interval, metrics.clone());
+    if let Some(ec) = ec.filter(|ec| !ec.dirs.is_empty()) {
+        tracing::info!(
+            "checking the archives in {} shard directories every {:?}",
+            ec.dirs.len(),
+            ec.interval
+        );
+        ec_health::spawn(ec.dirs, ec.interval, metrics.clone());
+    }
     let service = NodeAgentService::new(sampler, &node, server_cert);
     let mut routes = extra;
     routes.add_service(NodeAgentServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES));

@@ -11,7 +11,7 @@ use proto::shard_store_client::ShardStoreClient as Raw;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use super::{MAX_CHUNK_BYTES, hex};
+use super::{MAX_CHUNK_BYTES, MAX_MESSAGE_BYTES, hex};
 
 /// Why a shard transfer failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +62,11 @@ pub enum ClientError {
     },
 }
 
-/// A connection to another agent's `ShardStore`.
+/// A connection to another agent's `ShardStore`, addressing one of its stores.
 #[derive(Debug, Clone)]
 pub struct ShardStoreClient {
     raw: Raw<Channel>,
+    store: String,
 }
 
 impl ShardStoreClient {
@@ -93,8 +94,158 @@ impl ShardStoreClient {
     /// A client on an existing channel.
     pub fn new(channel: Channel) -> Self {
         Self {
-            raw: Raw::new(channel).max_decoding_message_size(MAX_CHUNK_BYTES + 4096),
+            raw: Raw::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            store: String::new(),
         }
+    }
+
+    /// The same connection, addressing store `name` (empty: the agent's default store).
+    pub fn with_store(mut self, name: &str) -> Self {
+        self.store = name.to_string();
+        self
+    }
+
+    fn remote(call: &'static str) -> impl Fn(tonic::Status) -> ClientError {
+        move |status| ClientError::Remote { call, status }
+    }
+
+    /// Stages shard `index` of `archive_id` (`length` bytes) from the chunks arriving on
+    /// `chunks`, sending their SHA-256 in a trailer; the remote agent keeps it as
+    /// `shard-<index>.dat.tmp` until [`ShardStoreClient::commit_shard`]. Returns the SHA-256.
+    pub async fn put_staged(
+        &mut self,
+        archive_id: &str,
+        index: u32,
+        length: u64,
+        mut chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    ) -> Result<String, ClientError> {
+        let header = proto::PutShardChunk {
+            chunk: Some(Chunk::Header(proto::ShardHeader {
+                archive_id: archive_id.to_string(),
+                shard_index: index,
+                length,
+                sha256: String::new(),
+                store: self.store.clone(),
+                staged: true,
+            })),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let feeder = tokio::spawn(async move {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            if tx.send(header).await.is_err() {
+                return None;
+            }
+            while let Some(data) = chunks.recv().await {
+                ctx.update(&data);
+                for piece in data.chunks(MAX_CHUNK_BYTES) {
+                    let chunk = proto::PutShardChunk {
+                        chunk: Some(Chunk::Data(piece.to_vec())),
+                    };
+                    if tx.send(chunk).await.is_err() {
+                        return None;
+                    }
+                }
+            }
+            let sha = hex(ctx.finish().as_ref());
+            let trailer = proto::PutShardChunk {
+                chunk: Some(Chunk::Trailer(proto::ShardTrailer {
+                    sha256: sha.clone(),
+                })),
+            };
+            tx.send(trailer).await.ok()?;
+            Some(sha)
+        });
+        let result = self
+            .raw
+            .put_shard(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        let sha = feeder.await.ok().flatten();
+        result.map_err(Self::remote("PutShard"))?;
+        sha.ok_or_else(|| ClientError::Io {
+            op: "stream",
+            path: "the shard data".into(),
+            source: std::io::Error::other("the shard data ended early"),
+        })
+    }
+
+    /// Replaces the store's manifest copy of `archive_id` with `manifest_json`.
+    pub async fn put_manifest(
+        &mut self,
+        archive_id: &str,
+        manifest_json: &str,
+    ) -> Result<(), ClientError> {
+        let request = proto::PutManifestRequest {
+            store: self.store.clone(),
+            archive_id: archive_id.to_string(),
+            manifest_json: manifest_json.to_string(),
+        };
+        self.raw
+            .put_manifest(request)
+            .await
+            .map_err(Self::remote("PutManifest"))?;
+        Ok(())
+    }
+
+    /// The store's manifest copy of `archive_id` (`None` if it has none).
+    pub async fn get_manifest(&mut self, archive_id: &str) -> Result<Option<String>, ClientError> {
+        let request = proto::GetManifestRequest {
+            store: self.store.clone(),
+            archive_id: archive_id.to_string(),
+        };
+        match self.raw.get_manifest(request).await {
+            Ok(r) => Ok(Some(r.into_inner().manifest_json)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(Self::remote("GetManifest")(status)),
+        }
+    }
+
+    /// Moves the staged shard `index` of `archive_id` into place.
+    pub async fn commit_shard(&mut self, archive_id: &str, index: u32) -> Result<(), ClientError> {
+        let request = proto::CommitShardRequest {
+            store: self.store.clone(),
+            archive_id: archive_id.to_string(),
+            shard_index: index,
+        };
+        self.raw
+            .commit_shard(request)
+            .await
+            .map_err(Self::remote("CommitShard"))?;
+        Ok(())
+    }
+
+    /// Removes shard `index` of `archive_id` (only its staged copy with `staged_only`).
+    pub async fn remove_shard(
+        &mut self,
+        archive_id: &str,
+        index: u32,
+        staged_only: bool,
+    ) -> Result<(), ClientError> {
+        let request = proto::RemoveShardRequest {
+            store: self.store.clone(),
+            archive_id: archive_id.to_string(),
+            shard_index: index,
+            staged_only,
+        };
+        self.raw
+            .remove_shard(request)
+            .await
+            .map_err(Self::remote("RemoveShard"))?;
+        Ok(())
+    }
+
+    /// Archive ids with a manifest copy in the store.
+    pub async fn list_archives(&mut self) -> Result<Vec<String>, ClientError> {
+        let request = proto::ListStoreArchivesRequest {
+            store: self.store.clone(),
+        };
+        let response = self
+            .raw
+            .list_store_archives(request)
+            .await
+            .map_err(Self::remote("ListStoreArchives"))?;
+        Ok(response.into_inner().archive_ids)
     }
 
     /// Pushes `length` bytes from `reader` as shard `index` of `archive_id`, announcing
@@ -117,6 +268,8 @@ impl ShardStoreClient {
                 shard_index: index,
                 length,
                 sha256: sha256.to_string(),
+                store: self.store.clone(),
+                staged: false,
             })),
         };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -245,6 +398,7 @@ impl ShardStoreClient {
             shard_index: index,
             offset,
             length,
+            store: self.store.clone(),
         };
         let remote = |status| ClientError::Remote {
             call: "GetShard",
@@ -285,6 +439,7 @@ impl ShardStoreClient {
     ) -> Result<Vec<proto::ShardState>, ClientError> {
         let request = proto::VerifyShardsRequest {
             archive_id: archive_id.to_string(),
+            store: self.store.clone(),
         };
         let response =
             self.raw

@@ -15,45 +15,98 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{MAX_SHARD_INDEX, checksum_file, hex, is_sha256_hex, shard_file};
+use super::manifests;
+use super::{MAX_SHARD_INDEX, checksum_file, hex, is_sha256_hex, shard_file, staged_file};
 use crate::erasure::check_archive_id;
+use crate::erasure::location::check_store_name;
 
 /// Largest data chunk accepted in `PutShard` and sent by `GetShard` (1 MiB).
 pub const MAX_CHUNK_BYTES: usize = 1 << 20;
 
-/// Why the store directory cannot be used.
+/// Why a store directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// `--shard-store-dir` does not exist or is not a directory.
     #[error("shard store directory {0} does not exist or is not a directory")]
     NotADirectory(PathBuf),
+    /// A store name is invalid or given twice.
+    #[error("shard store {0}")]
+    BadName(String),
 }
 
-/// The `ShardStore` service, storing shards under one directory.
+/// Name of the store of a `--shard-store-dir DIR` given without a name.
+pub const DEFAULT_STORE: &str = "default";
+
+/// The `ShardStore` service, storing shards under one directory per named store.
 #[derive(Debug, Clone)]
 pub struct ShardStoreService {
-    root: PathBuf,
+    stores: Vec<(String, PathBuf)>,
+}
+
+/// Parses a `--shard-store-dir` value: `NAME=DIR` or `DIR` (the store "default").
+pub fn parse_store_arg(text: &str) -> (String, PathBuf) {
+    match text.split_once('=') {
+        Some((name, dir)) if check_store_name(name).is_ok() => (name.to_string(), dir.into()),
+        _ => (DEFAULT_STORE.to_string(), text.into()),
+    }
 }
 
 impl ShardStoreService {
-    /// A service storing shards under `root`, which must be an existing directory.
+    /// A service storing shards under `root` (the store "default"), an existing directory.
     pub fn new(root: &Path) -> Result<Self, StoreError> {
-        if !root.is_dir() {
-            return Err(StoreError::NotADirectory(root.to_path_buf()));
-        }
-        Ok(Self {
-            root: root.to_path_buf(),
-        })
+        Self::with_stores(vec![(DEFAULT_STORE.to_string(), root.to_path_buf())])
     }
 
-    /// The store directory.
+    /// A service with several named stores, each an existing directory.
+    pub fn with_stores(stores: Vec<(String, PathBuf)>) -> Result<Self, StoreError> {
+        for (i, (name, dir)) in stores.iter().enumerate() {
+            check_store_name(name).map_err(StoreError::BadName)?;
+            if stores[..i].iter().any(|(n, _)| n == name) {
+                return Err(StoreError::BadName(format!("{name:?} is given twice")));
+            }
+            if !dir.is_dir() {
+                return Err(StoreError::NotADirectory(dir.clone()));
+            }
+        }
+        Ok(Self { stores })
+    }
+
+    /// The directory of the first store.
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.stores[0].1
+    }
+
+    /// Every store: name and directory.
+    pub fn stores(&self) -> &[(String, PathBuf)] {
+        &self.stores
+    }
+
+    /// The directory of store `name` (empty: "default", or the only store).
+    pub fn resolve(&self, name: &str) -> Result<PathBuf, Status> {
+        let found = if name.is_empty() {
+            self.stores
+                .iter()
+                .find(|(n, _)| n == DEFAULT_STORE)
+                .or(if self.stores.len() == 1 {
+                    self.stores.first()
+                } else {
+                    None
+                })
+        } else {
+            self.stores.iter().find(|(n, _)| n == name)
+        };
+        found.map(|(_, dir)| dir.clone()).ok_or_else(|| {
+            let names: Vec<&str> = self.stores.iter().map(|(n, _)| n.as_str()).collect();
+            Status::not_found(format!(
+                "no shard store {name:?} on this agent (stores: {})",
+                names.join(", ")
+            ))
+        })
     }
 }
 
 /// Checks an archive id and a shard index from a request.
-fn check_target(archive_id: &str, index: u32) -> Result<(), Status> {
+pub(super) fn check_target(archive_id: &str, index: u32) -> Result<(), Status> {
     check_archive_id(archive_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
     if index > MAX_SHARD_INDEX {
         return Err(Status::invalid_argument(format!(
@@ -63,7 +116,7 @@ fn check_target(archive_id: &str, index: u32) -> Result<(), Status> {
     Ok(())
 }
 
-fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> Status {
+pub(super) fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> Status {
     tracing::warn!("shard store: cannot {what} {}: {e}", path.display());
     Status::internal(format!("cannot {what} {}: {e}", path.display()))
 }
@@ -112,12 +165,12 @@ fn stored_identity(shard: &Path) -> io::Result<Option<(String, u64)>> {
     }
 }
 
-fn fsync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
@@ -155,16 +208,25 @@ impl ShardStore for ShardStoreService {
         };
         let (id, index, length) = (header.archive_id.clone(), header.shard_index, header.length);
         check_target(&id, index)?;
-        if !is_sha256_hex(&header.sha256) {
+        let root = self.resolve(&header.store)?;
+        let trailer = header.staged && header.sha256.is_empty();
+        if !trailer && !is_sha256_hex(&header.sha256) {
             return Err(Status::invalid_argument(format!(
                 "sha256 {:?} is not 64 lowercase hex digits",
                 header.sha256
             )));
         }
-        let shard = shard_file(&self.root, &id, index);
-        let dir = self.root.join(&id);
-        // An existing, different shard is refused before any data is read.
-        let existing = {
+        let shard = if header.staged {
+            staged_file(&root, &id, index)
+        } else {
+            shard_file(&root, &id, index)
+        };
+        let dir = root.join(&id);
+        // An existing, different shard is refused before any data is read (a staged copy
+        // is simply replaced).
+        let existing = if header.staged {
+            None
+        } else {
             let shard = shard.clone();
             blocking(move || stored_identity(&shard).map_err(|e| internal("read", &shard, e)))
                 .await?
@@ -180,7 +242,7 @@ impl ShardStore for ShardStoreService {
 
         // Receive into a temporary file in the archive's directory.
         let (created_dir, tmp) = {
-            let (dir, root) = (dir.clone(), self.root.clone());
+            let (dir, root) = (dir.clone(), root.clone());
             blocking(move || {
                 let created = !dir.exists();
                 if created {
@@ -214,7 +276,8 @@ impl ShardStore for ShardStoreService {
         };
         let (std_file, tmp_path) = tmp.into_parts();
         let received = receive(&mut stream, std_file, &header).await;
-        if let Err(status) = received {
+        if let Err(status) = &received {
+            let status = status.clone();
             drop(tmp_path);
             cleanup_dir(dir).await;
             tracing::warn!(
@@ -225,12 +288,19 @@ impl ShardStore for ShardStoreService {
             return Err(status);
         }
 
+        let sha = received.unwrap_or_default();
+        let staged = header.staged;
         let stored = {
-            let (shard, dir, sha) = (shard.clone(), dir.clone(), header.sha256.clone());
+            let (shard, dir) = (shard.clone(), dir.clone());
             blocking(move || {
-                match tmp_path.persist_noclobber(&shard) {
+                let persisted = if staged {
+                    tmp_path.persist(&shard).map_err(|e| e.error)
+                } else {
+                    tmp_path.persist_noclobber(&shard).map_err(|e| e.error)
+                };
+                match persisted {
                     Ok(()) => {}
-                    Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         // Another put of this shard won the race: fine if identical.
                         let other =
                             stored_identity(&shard).map_err(|e| internal("read", &shard, e))?;
@@ -242,7 +312,7 @@ impl ShardStore for ShardStoreService {
                             ))),
                         };
                     }
-                    Err(e) => return Err(internal("rename into", &shard, e.error)),
+                    Err(e) => return Err(internal("rename into", &shard, e)),
                 }
                 let sums = tempfile::Builder::new()
                     .prefix(".sum-")
@@ -285,7 +355,8 @@ impl ShardStore for ShardStoreService {
     ) -> Result<Response<Self::GetShardStream>, Status> {
         let req = request.into_inner();
         check_target(&req.archive_id, req.shard_index)?;
-        let shard = shard_file(&self.root, &req.archive_id, req.shard_index);
+        let root = self.resolve(&req.store)?;
+        let shard = shard_file(&root, &req.archive_id, req.shard_index);
         let (file, size) = {
             let shard = shard.clone();
             let (id, index) = (req.archive_id.clone(), req.shard_index);
@@ -346,26 +417,100 @@ impl ShardStore for ShardStoreService {
         &self,
         request: Request<proto::VerifyShardsRequest>,
     ) -> Result<Response<proto::VerifyShardsResponse>, Status> {
-        let id = request.into_inner().archive_id;
+        let req = request.into_inner();
+        let id = req.archive_id;
         check_archive_id(&id).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let root = self.root.clone();
+        let root = self.resolve(&req.store)?;
         let shards = blocking(move || verify(&root, &id)).await?;
         Ok(Response::new(proto::VerifyShardsResponse { shards }))
     }
+
+    async fn put_manifest(
+        &self,
+        request: Request<proto::PutManifestRequest>,
+    ) -> Result<Response<proto::PutManifestResponse>, Status> {
+        let req = request.into_inner();
+        let root = self.resolve(&req.store)?;
+        blocking(move || manifests::put(&root, &req.archive_id, &req.manifest_json)).await?;
+        Ok(Response::new(proto::PutManifestResponse {}))
+    }
+
+    async fn get_manifest(
+        &self,
+        request: Request<proto::GetManifestRequest>,
+    ) -> Result<Response<proto::GetManifestResponse>, Status> {
+        let req = request.into_inner();
+        let root = self.resolve(&req.store)?;
+        let manifest_json = blocking(move || manifests::get(&root, &req.archive_id)).await?;
+        Ok(Response::new(proto::GetManifestResponse { manifest_json }))
+    }
+
+    async fn commit_shard(
+        &self,
+        request: Request<proto::CommitShardRequest>,
+    ) -> Result<Response<proto::CommitShardResponse>, Status> {
+        let req = request.into_inner();
+        let root = self.resolve(&req.store)?;
+        blocking(move || manifests::commit(&root, &req.archive_id, req.shard_index)).await?;
+        Ok(Response::new(proto::CommitShardResponse {}))
+    }
+
+    async fn remove_shard(
+        &self,
+        request: Request<proto::RemoveShardRequest>,
+    ) -> Result<Response<proto::RemoveShardResponse>, Status> {
+        let req = request.into_inner();
+        let root = self.resolve(&req.store)?;
+        blocking(move || {
+            manifests::remove(&root, &req.archive_id, req.shard_index, req.staged_only)
+        })
+        .await?;
+        Ok(Response::new(proto::RemoveShardResponse {}))
+    }
+
+    async fn list_store_archives(
+        &self,
+        request: Request<proto::ListStoreArchivesRequest>,
+    ) -> Result<Response<proto::ListStoreArchivesResponse>, Status> {
+        let root = self.resolve(&request.into_inner().store)?;
+        let archive_ids = blocking(move || manifests::list(&root)).await?;
+        Ok(Response::new(proto::ListStoreArchivesResponse {
+            archive_ids,
+        }))
+    }
 }
 
-/// Streams the data chunks after the header into `file`, checking sizes and the SHA-256,
-/// and fsyncs it.
+/// Streams the data chunks after the header into `file`, checking sizes and the SHA-256
+/// (the header's, or a trailer's), and fsyncs it. Returns the SHA-256.
 async fn receive(
     stream: &mut Streaming<proto::PutShardChunk>,
     file: File,
     header: &proto::ShardHeader,
-) -> Result<(), Status> {
+) -> Result<String, Status> {
     let mut file = tokio::fs::File::from_std(file);
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut received = 0u64;
+    let mut expected = header.sha256.clone();
+    let mut trailer_seen = false;
     while let Some(message) = stream.next().await {
+        if trailer_seen {
+            return Err(Status::invalid_argument(
+                "PutShard carries a message after the trailer",
+            ));
+        }
         let data = match message?.chunk {
+            Some(Chunk::Trailer(t)) if expected.is_empty() && is_sha256_hex(&t.sha256) => {
+                expected = t.sha256;
+                trailer_seen = true;
+                continue;
+            }
+            Some(Chunk::Trailer(t)) => {
+                return Err(Status::invalid_argument(format!(
+                    "unexpected trailer (sha256 {:?}): only a staged put without a header \
+                     SHA-256 ends with one, carrying 64 lowercase hex digits",
+                    t.sha256
+                )));
+            }
             Some(Chunk::Data(data)) => data,
             Some(Chunk::Header(_)) => {
                 return Err(Status::invalid_argument(
@@ -398,12 +543,17 @@ async fn receive(
             header.length
         )));
     }
+    if expected.is_empty() {
+        return Err(Status::invalid_argument(
+            "the stream ended without the trailer carrying the SHA-256",
+        ));
+    }
     let sha = hex(ctx.finish().as_ref());
-    if sha != header.sha256 {
+    if sha != expected {
         return Err(Status::data_loss(format!(
-            "SHA-256 of the received data is {sha}, the header says {}: shard {} of archive {:?} \
-             not stored",
-            header.sha256, header.shard_index, header.archive_id
+            "SHA-256 of the received data is {sha}, the sender says {expected}: shard {} of \
+             archive {:?} not stored",
+            header.shard_index, header.archive_id
         )));
     }
     file.flush()
@@ -412,7 +562,7 @@ async fn receive(
     file.sync_all()
         .await
         .map_err(|e| Status::internal(format!("cannot fsync the shard: {e}")))?;
-    Ok(())
+    Ok(sha)
 }
 
 /// Checks every shard of `id` stored under `root` against its recorded SHA-256.
