@@ -11,13 +11,20 @@
 //!   free space, inclusion labels, best free space first;
 //! * `replica_count` ±1 rules with the upstream errors (`ReplicaChangeCount`, `LastReplica`,
 //!   `ReplicaIncrease`, `ReplicaCountAchieved` as 412 `FailedPrecondition`; no pool as 507);
-//! * scale-up starts an asynchronous rebuild that progresses with wall-clock time at
+//! * scale-up starts an asynchronous rebuild that progresses with the simulator's clock at
 //!   `rebuild_mib_per_sec` ([`view`]); scale-down removes replicas in the order of the emulated
 //!   release ([`removal`], [`profile`]);
 //! * fault injection and test fixtures under `/sim` (see the `api::admin` module docs).
 //!
+//! Time and identifiers: every operation takes an explicit `now`; the HTTP layer passes the
+//! [`Clock`]'s — the wall clock by default, or a virtual clock the embedder moves
+//! ([`Shared::set_clock`], `PUT /sim/clock`). New UUIDs come from the world's
+//! [`ids::IdSource`]: random by default, a seeded ChaCha stream on request
+//! ([`World::ids`], `--id-seed`, `PUT /sim/ids`), so a run can be reproduced bit for bit.
+//!
 //! Start it in-process with [`spawn`] or as the `couchestor-mayastor-sim` binary.
 
+pub mod clock;
 pub mod error;
 pub mod faults;
 pub mod ids;
@@ -39,6 +46,7 @@ use std::{
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+pub use clock::{Clock, ClockBackwards};
 pub use profile::Profile;
 pub use world::{DEFAULT_REBUILD_MIB_PER_SEC, World};
 
@@ -49,6 +57,8 @@ pub struct Inner {
     pub world: World,
     /// HTTP fault injection.
     pub faults: faults::Faults,
+    /// What "now" is for requests.
+    pub clock: Clock,
 }
 
 /// Shared handle on the simulator state.
@@ -61,7 +71,13 @@ impl Shared {
         Self(Arc::new(Mutex::new(Inner {
             world,
             faults: faults::Faults::default(),
+            clock: Clock::Wall,
         })))
+    }
+
+    /// Switches to (or moves) the virtual clock; see [`Clock::set_virtual`].
+    pub fn set_clock(&self, now_ms: u64) -> Result<(), ClockBackwards> {
+        self.lock().clock.set_virtual(now_ms)
     }
 
     /// Locks the state. A panic while locked cannot leave it half-updated in a way that

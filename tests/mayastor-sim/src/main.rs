@@ -22,6 +22,10 @@ struct Args {
     /// Rebuild speed in MiB/s of wall-clock time (overrides the one in --state).
     #[arg(long)]
     rebuild_mib_per_sec: Option<f64>,
+    /// Draw new UUIDs from a ChaCha stream with this seed instead of at random, so the same
+    /// requests give the same ids (also `PUT /sim/ids`).
+    #[arg(long)]
+    id_seed: Option<u64>,
 }
 
 #[tokio::main]
@@ -48,6 +52,9 @@ async fn main() -> anyhow::Result<()> {
             "--rebuild-mib-per-sec must be > 0"
         );
         world.rebuild_mib_per_sec = rate;
+    }
+    if let Some(seed) = args.id_seed {
+        world.ids = couchestor_mayastor_sim::ids::IdSource::seeded(seed);
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

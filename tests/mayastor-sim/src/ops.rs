@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 
 use crate::{
     error::ApiError,
-    ids::{is_uuid, new_uuid},
+    ids::is_uuid,
     placement::{candidates, place_new_volume},
     removal::removal_order,
     view::{advance, progress_after, start_rebuild, volume_status},
@@ -77,7 +77,7 @@ pub fn create_volume(world: &mut World, new: NewVolume, now: u64) -> Result<(), 
     };
     for pool in pools {
         let node = world.pools[&pool].node.clone();
-        let uuid = new_uuid();
+        let uuid = world.new_uuid();
         let condition = ReplicaCondition::Synced;
         volume.replicas.insert(
             uuid.clone(),
@@ -175,7 +175,7 @@ fn add_replica(world: &mut World, id: &str, now: u64) -> Result<(), ApiError> {
         .first()
         .map(|p| (p.id.clone(), p.node.clone()))
         .ok_or_else(|| ApiError::not_enough_pools(0, 1))?;
-    let uuid = new_uuid();
+    let uuid = world.new_uuid();
     let replica = SimReplica {
         uuid: uuid.clone(),
         node: pool.1,
@@ -277,7 +277,7 @@ pub fn publish(
                 ApiError::precondition("NoNodes", "No available online nodes".to_owned())
             })?,
     };
-    let nexus_uuid = new_uuid();
+    let nexus_uuid = world.new_uuid();
     let Some(volume) = world.volumes.get_mut(id) else {
         return Err(ApiError::not_found("Volume", id));
     };

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::IdSource;
 use crate::profile::Profile;
 pub use crate::topology::{
     ExplicitNodeTopology, LabelledTopology, NodeTopology, PoolTopology, Topology, qualifies,
@@ -24,7 +25,7 @@ pub const DEFAULT_REBUILD_MIB_PER_SEC: f64 = 1024.0;
 pub struct World {
     /// Emulated release.
     pub profile: Profile,
-    /// Rebuild speed in MiB per second of wall-clock time.
+    /// Rebuild speed in MiB per second of the simulator's clock (wall or virtual).
     #[serde(default = "default_rate")]
     pub rebuild_mib_per_sec: f64,
     /// If set, the next rebuild that starts fails when it reaches this percentage.
@@ -47,6 +48,10 @@ pub struct World {
     /// (not part of Mayastor; visible in `GET /sim/state`).
     #[serde(default)]
     pub removals: Vec<RemovalRecord>,
+    /// Source of new UUIDs: random unless the embedder (or `--id-seed`) seeds it. Not part
+    /// of a dump: a loaded world draws random UUIDs until seeded.
+    #[serde(skip)]
+    pub ids: IdSource,
 }
 
 /// One replica removed by `replica_count` going down.
@@ -64,7 +69,7 @@ pub struct RemovalRecord {
     pub healthy_before: usize,
     /// Healthy replicas just after.
     pub healthy_after: usize,
-    /// Wall-clock milliseconds.
+    /// Milliseconds since the epoch, by the simulator's clock (see [`crate::clock`]).
     pub at_ms: u64,
 }
 
@@ -321,7 +326,13 @@ impl World {
             pools: BTreeMap::new(),
             volumes: BTreeMap::new(),
             removals: Vec::new(),
+            ids: IdSource::default(),
         }
+    }
+
+    /// A new UUID from the world's [`IdSource`].
+    pub fn new_uuid(&mut self) -> String {
+        self.ids.next_uuid()
     }
 
     /// Node exists and is online.

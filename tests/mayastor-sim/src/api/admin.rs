@@ -7,6 +7,10 @@
 //! | `GET /sim/state` | | dump the whole world (loadable with `--state`) |
 //! | `PUT /sim/state` | a dump | replace the whole world |
 //! | `PUT /sim/rebuild-rate` | `{"mib_per_sec": 64}` | rebuild speed |
+//! | `GET /sim/clock` | | `{"mode": "wall"}` or `{"mode": "virtual", "now_ms": N}` |
+//! | `PUT /sim/clock` | `{"now_ms": N}` | virtual clock at N ms since the epoch (never backwards: 400) |
+//! | `DELETE /sim/clock` | | back to the wall clock |
+//! | `PUT /sim/ids` | `{"seed": 7}` | new UUIDs from a ChaCha stream seeded with 7 |
 //! | `POST /sim/nodes` | `{"id", "labels"?, "ip"?}` | add a node (answers the v0 `Node`) |
 //! | `PUT /sim/nodes/{id}/status` | `{"status": "Online"\|"Offline"}` | take a node down/up |
 //! | `POST /sim/pools` | `{"id", "node", "capacity", "used"?, "labels"?, "disk"?}` | add a pool |
@@ -30,9 +34,10 @@ use serde_json::{Value, json};
 use super::{body, with_world};
 use crate::{
     Shared,
+    clock::Clock,
     error::ApiError,
     faults::{ErrorRule, LatencyRule},
-    ids::new_uuid,
+    ids::IdSource,
     ops::{self, NewVolume},
     profile::Profile,
     render,
@@ -50,6 +55,11 @@ pub fn router() -> Router<Shared> {
         .route("/sim/profile", get(get_profile).put(put_profile))
         .route("/sim/state", get(get_state).put(put_state))
         .route("/sim/rebuild-rate", put(put_rate))
+        .route(
+            "/sim/clock",
+            get(get_clock).put(put_clock).delete(wall_clock),
+        )
+        .route("/sim/ids", put(put_ids))
         .route("/sim/nodes", post(add_node))
         .route("/sim/nodes/{id}/status", put(node_status))
         .route("/sim/pools", post(add_pool))
@@ -113,6 +123,50 @@ async fn put_rate(
         world.rebuild_mib_per_sec = rate;
         Ok(StatusCode::NO_CONTENT)
     })
+}
+
+async fn get_clock(State(shared): State<Shared>) -> Json<Clock> {
+    Json(shared.lock().clock)
+}
+
+#[derive(Debug, Deserialize)]
+struct ClockBody {
+    now_ms: u64,
+}
+
+async fn put_clock(
+    State(shared): State<Shared>,
+    request: Body<ClockBody>,
+) -> Result<Json<Clock>, ApiError> {
+    let now = body(request)?.now_ms;
+    let mut inner = shared.lock();
+    inner
+        .clock
+        .set_virtual(now)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    // Rebuilds finish (and are recorded) at the new time, not at the next request.
+    crate::view::advance(&mut inner.world, now);
+    Ok(Json(inner.clock))
+}
+
+async fn wall_clock(State(shared): State<Shared>) -> Json<Clock> {
+    let mut inner = shared.lock();
+    inner.clock = Clock::Wall;
+    Json(inner.clock)
+}
+
+#[derive(Debug, Deserialize)]
+struct IdsBody {
+    seed: u64,
+}
+
+async fn put_ids(
+    State(shared): State<Shared>,
+    request: Body<IdsBody>,
+) -> Result<StatusCode, ApiError> {
+    let seed = body(request)?.seed;
+    shared.lock().world.ids = IdSource::seeded(seed);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,7 +256,7 @@ async fn add_pool(
             disk: new
                 .disk
                 .unwrap_or_else(|| format!("/dev/disk/by-id/sim-{}", new.id)),
-            uuid: new_uuid(),
+            uuid: world.new_uuid(),
             capacity: new.capacity,
             base_used: new.used,
             status: PoolStatus::Online,
@@ -263,7 +317,7 @@ async fn add_volume(
     request: Body<AdminVolume>,
 ) -> Result<Json<Value>, ApiError> {
     let spec = body(request)?;
-    let uuid = spec.uuid.unwrap_or_else(new_uuid);
+    let given_uuid = spec.uuid;
     let pool_count = spec
         .pools
         .as_ref()
@@ -279,8 +333,8 @@ async fn add_volume(
         }),
         (None, None) => None,
     };
-    let new = NewVolume {
-        uuid: uuid.clone(),
+    let mut new = NewVolume {
+        uuid: String::new(), // set under the lock, from the world's id source if not given
         size: spec.size,
         replicas: spec.replicas.or(pool_count).unwrap_or(1),
         thin: spec.thin,
@@ -292,6 +346,8 @@ async fn add_volume(
         publish_on: spec.publish_on,
     };
     with_world(&shared, |world, now| {
+        new.uuid = given_uuid.unwrap_or_else(|| world.new_uuid());
+        let uuid = new.uuid.clone();
         ops::create_volume(world, new, now)?;
         Ok(Json(render::volume(world, &world.volumes[&uuid], now)))
     })

@@ -17,7 +17,6 @@ use crate::{
     Shared,
     error::ApiError,
     faults,
-    ids::now_ms,
     view::advance,
     world::{Labels, World},
 };
@@ -74,13 +73,13 @@ pub fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-/// Locks the world, advances rebuilds to now, and runs `f` on it.
+/// Locks the world, advances rebuilds to the clock's now, and runs `f` on it.
 fn with_world<T>(
     shared: &Shared,
     f: impl FnOnce(&mut World, u64) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let mut inner = shared.lock();
-    let now = now_ms();
+    let now = inner.clock.now_ms();
     advance(&mut inner.world, now);
     f(&mut inner.world, now)
 }
