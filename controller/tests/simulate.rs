@@ -1,5 +1,6 @@
 //! `couchestor-controller simulate`, run as the built binary: the JSON scorecard, its sanity
-//! bounds, reproducibility, and the SVG.
+//! bounds, reproducibility, and the SVG; and `--backend mayastor`, where the controller's move
+//! engine carries out the moves against the Mayastor simulator (served in-process on loopback).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,20 +8,17 @@ use std::process::Command;
 use serde_json::Value;
 
 fn simulate(svg: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["--days", "2", "--volumes", "80"];
+    args.extend_from_slice(extra);
+    run(svg, &args)
+}
+
+/// `simulate --output json --no-progress --svg SVG ARGS`, which must succeed with one object.
+fn run(svg: &Path, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_couchestor-controller"))
-        .args([
-            "simulate",
-            "--output",
-            "json",
-            "--no-progress",
-            "--days",
-            "2",
-            "--volumes",
-            "80",
-            "--svg",
-        ])
+        .args(["simulate", "--output", "json", "--no-progress", "--svg"])
         .arg(svg)
-        .args(extra)
+        .args(args)
         .output()
         .expect("run couchestor-controller");
     assert!(
@@ -77,6 +75,11 @@ fn json_scorecard_is_sane_reproducible_and_draws_an_svg() {
     assert_eq!(first["scenario"], "default");
     assert_eq!(first["seed"], 42);
     assert_eq!(first["policy"], "couchestor");
+    assert_eq!(first["backend"], "tier");
+    assert!(
+        first.get("mayastor").is_none(),
+        "tier runs have no engine block"
+    );
     assert_eq!(first["volumes"], 80);
 
     let hot = number(&first, "hot_share");
@@ -130,4 +133,151 @@ fn baseline_policy_reports_itself_without_a_nested_baseline() {
     assert_eq!(v["alpha"], 1.2);
     assert!(v["baseline"].is_null(), "{v}");
     assert!(number(&v, "hot_share") <= number(&v, "oracle_hot_share") * 1.0001);
+}
+
+/// `simulate ARGS` that must fail; its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_couchestor-controller"))
+        .args(["simulate", "--no-progress", "--svg"])
+        .arg(svg_path("refused"))
+        .args(args)
+        .output()
+        .expect("run couchestor-controller");
+    assert!(!out.status.success(), "{args:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// 20 volumes, one simulated day, `replicas` replicas, on `backend`.
+fn small(backend: &str, replicas: &str) -> Value {
+    let svg = svg_path(&format!("small-{backend}-{replicas}"));
+    let args = [
+        "--volumes",
+        "20",
+        "--days",
+        "1",
+        "--replicas",
+        replicas,
+        "--backend",
+        backend,
+    ];
+    run(&svg, &args)
+}
+
+/// Checks one `--backend mayastor` run; returns (hot_share, completed migrations).
+fn check_mayastor_run(v: &Value, replicas: u64) -> (f64, u64) {
+    assert_eq!(v["backend"], "mayastor");
+    assert_eq!(v["replicas"], replicas);
+    let e = &v["mayastor"];
+    assert_eq!(e["profile"], "2.10", "{e}");
+    assert_eq!(e["nodes"], replicas + 1, "{e}");
+    assert_eq!(e["removal_audit"], "clean", "{e}");
+    let field = |k: &str| {
+        e[k].as_u64()
+            .unwrap_or_else(|| panic!("mayastor.{k} is not a count in {e}"))
+    };
+    let completed = field("migrations_completed");
+    assert!(completed > 0, "no move went through the engine: {e}");
+    // Every completed move went through the engine's phases, one round per replica.
+    assert_eq!(field("completed_through_every_phase"), completed, "{e}");
+    for phase in [
+        "Analyzing",
+        "ScalingUp",
+        "WaitingSync",
+        "ScalingDown",
+        "Completed",
+    ] {
+        let visits = e["phases_visited"][phase].as_u64().unwrap_or(0);
+        let rounds = if phase == "Analyzing" || phase == "Completed" {
+            1
+        } else {
+            replicas
+        };
+        assert!(
+            visits >= completed * rounds,
+            "{phase}: {visits} visits, {completed} moves: {e}"
+        );
+    }
+    assert_eq!(e["outcomes"]["success"], completed, "{e}");
+    assert_eq!(
+        field("migrations_started"),
+        completed + field("migrations_aborted") + field("migrations_in_flight"),
+        "{e}"
+    );
+    // Each replica of a completed move was replaced after its replacement synced.
+    assert!(field("healthy_removals") >= completed * replicas, "{e}");
+    assert_eq!(field("tier_changes_outside_migrations"), 0, "{e}");
+    // The scorecard counts what the engine completed.
+    assert_eq!(v["moves"], completed, "{v}");
+    assert_eq!(v["ping_pongs"], 0, "{v}");
+    assert_eq!(v["failed_moves"], 0, "{v}");
+    let hot = number(v, "hot_share");
+    assert!(
+        hot > 0.0 && hot <= number(v, "oracle_hot_share") * 1.0001,
+        "{v}"
+    );
+    // The baseline has no engine: it runs on the tier model, and says so.
+    assert_eq!(v["baseline"]["backend"], "tier");
+    (hot, completed)
+}
+
+#[test]
+fn the_mayastor_backend_moves_through_the_real_engine_safely_and_reproducibly() {
+    for replicas in ["1", "3"] {
+        let mayastor = small("mayastor", replicas);
+        let (hot, completed) = check_mayastor_run(&mayastor, replicas.parse().unwrap());
+        let tier = small("tier", replicas);
+        let tier_hot = number(&tier, "hot_share");
+        eprintln!(
+            "replicas {replicas}: hot_share mayastor {hot:.4} ({completed} moves) vs tier {tier_hot:.4} ({} moves)",
+            tier["moves"]
+        );
+        // Same workload and watermarks, hence the same oracle.
+        assert_eq!(mayastor["oracle_hot_share"], tier["oracle_hot_share"]);
+        assert_eq!(mayastor["watermarks"], tier["watermarks"]);
+        // Per-pool room and one replica per node cost some hot share; not most of it.
+        assert!(
+            (hot - tier_hot).abs() <= 0.15,
+            "replicas {replicas}: mayastor {hot} vs tier {tier_hot}"
+        );
+        if replicas == "1" {
+            let again = small("mayastor", replicas);
+            assert_eq!(mayastor, again, "two mayastor runs with one seed differ");
+        }
+    }
+}
+
+#[test]
+fn without_aborts_the_mayastor_backend_scores_like_the_tier_model() {
+    // Seed 4 on this instance plans no move that Mayastor refuses (no pool with room on a node
+    // free of the volume, or a timeout): then only the engine's timing differs from the tier
+    // model (steps 200 ms apart, polls every second), and the scorecards agree.
+    let args = ["--volumes", "20", "--days", "1", "--seed", "4"];
+    let tier = run(&svg_path("same-tier"), &args);
+    let mut with_backend = args.to_vec();
+    with_backend.extend(["--backend", "mayastor"]);
+    let mayastor = run(&svg_path("same-mayastor"), &with_backend);
+    assert_eq!(
+        mayastor["mayastor"]["migrations_aborted"], 0,
+        "this seed was chosen for having no aborts; pick another: {mayastor}"
+    );
+    let (hot, tier_hot) = (number(&mayastor, "hot_share"), number(&tier, "hot_share"));
+    eprintln!("seed 4: hot_share mayastor {hot:.6} vs tier {tier_hot:.6}");
+    assert!(
+        (hot - tier_hot).abs() < 0.01,
+        "mayastor {hot} vs tier {tier_hot}"
+    );
+    assert_eq!(mayastor["moves"], tier["moves"]);
+    assert_eq!(mayastor["ping_pongs"], 0);
+}
+
+#[test]
+fn bad_backend_flags_are_refused_with_the_reason() {
+    let e = refused(&["--backend", "mayastor", "--policy", "baseline"]);
+    assert!(e.contains("baseline has none"), "{e}");
+    let e = refused(&["--backend", "mayastor", "--replicas", "2", "--nodes", "2"]);
+    assert!(e.contains("--nodes 2 is too few for 2 replica(s)"), "{e}");
+    let e = refused(&["--nodes", "4"]);
+    assert!(e.contains("apply to --backend mayastor only"), "{e}");
+    let e = refused(&["--backend", "mayastor", "--migration-timeout-minutes", "0"]);
+    assert!(e.contains("--migration-timeout-minutes"), "{e}");
 }

@@ -106,8 +106,8 @@ pub async fn cancel(
 ) -> Result<(), Error> {
     let mut st = vm.status.clone().unwrap_or_default();
     let phase = st.phase.unwrap_or(MigrationPhase::Analyzing);
-    let note = undo::drop_unsynced_extra(ctx, vm, &mut st).await?;
-    steps::release_all(ctx, &mut st).await?;
+    let note = undo::drop_unsynced_extra(&ctx.hands(), vm, &mut st).await?;
+    steps::release_all(&ctx.hands(), &mut st).await?;
     let now = Timestamp::now();
     st.phase = Some(MigrationPhase::Aborted);
     st.abort_reason = Some("Cancelled".into());
@@ -145,7 +145,7 @@ pub async fn cleanup(
     if !st.phase.is_some_and(MigrationPhase::is_terminal) {
         cancel(ctx, vm, saver, "the VolumeMigration was deleted").await?;
     } else if !st.cordons.is_empty() {
-        steps::release_all(ctx, &mut st).await?;
+        steps::release_all(&ctx.hands(), &mut st).await?;
         saver.save(&st).await?;
     }
     remove_finalizer(ctx, vm).await?;

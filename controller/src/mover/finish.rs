@@ -10,6 +10,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use tracing::info;
 
+use super::hands::Hands;
 use super::steps::{self, AsyncSave};
 use crate::context::{Context, Error};
 use crate::observe::LAST_MIGRATION_ANNOTATION;
@@ -24,19 +25,32 @@ pub fn outcome_label(reason: &str) -> &'static str {
     }
 }
 
-/// Writes the terminal phase (only once no cordon is left), annotates the PV on success, and
-/// reports the outcome.
-pub async fn finish(
-    ctx: &Context,
+/// What a finished migration reports: Event type and reason, the note, and the
+/// `storage_operator_migrations_total` status label.
+#[derive(Debug)]
+pub struct Conclusion {
+    /// Normal on success, Warning on abort.
+    pub event_type: EventType,
+    /// `MigrationCompleted` or `MigrationAborted`.
+    pub reason: &'static str,
+    /// The Event's note.
+    pub note: String,
+    /// `success`, `failed` or `aborted`.
+    pub status_label: &'static str,
+}
+
+/// Removes every cordon, then writes the terminal phase (only once no cordon is left), the end
+/// time `now` and the message into `st`. Nothing is saved or reported here.
+pub async fn conclude(
+    ctx: &Hands<'_>,
     vm: &VolumeMigration,
-    saver: &mut impl AsyncSave,
-    mut st: VolumeMigrationStatus,
+    st: &mut VolumeMigrationStatus,
     abort: Option<(&'static str, String)>,
-) -> Result<Action, Error> {
-    steps::release_all(ctx, &mut st).await?;
-    let now = Timestamp::now();
+    now: Timestamp,
+) -> Result<Conclusion, Error> {
+    steps::release_all(ctx, st).await?;
     st.finished_at = Some(Time(now));
-    let (event_type, reason, note, status_label) = match &abort {
+    let conclusion = match &abort {
         None => {
             st.phase = Some(MigrationPhase::Completed);
             st.message = if vm.spec.preservation_mode {
@@ -47,34 +61,51 @@ pub async fn finish(
             } else {
                 format!("moved from {} to {}", vm.spec.from, vm.spec.to)
             };
-            annotate_pv(ctx, &vm.spec.volume, LAST_MIGRATION_ANNOTATION, now).await?;
-            (
-                EventType::Normal,
-                "MigrationCompleted",
-                st.message.clone(),
-                "success",
-            )
+            Conclusion {
+                event_type: EventType::Normal,
+                reason: "MigrationCompleted",
+                note: st.message.clone(),
+                status_label: "success",
+            }
         }
         Some((why, message)) => {
             st.phase = Some(MigrationPhase::Aborted);
             st.abort_reason = Some((*why).to_string());
             st.message = format!("{message}; no data was removed");
-            (
-                EventType::Warning,
-                "MigrationAborted",
-                format!("{why}: {}", st.message),
-                outcome_label(why),
-            )
+            Conclusion {
+                event_type: EventType::Warning,
+                reason: "MigrationAborted",
+                note: format!("{why}: {}", st.message),
+                status_label: outcome_label(why),
+            }
         }
     };
     st.rebuild_progress = st.rebuild_progress.filter(|_| abort.is_none());
+    Ok(conclusion)
+}
+
+/// Writes the terminal phase ([`conclude`]), annotates the PV on success, saves, and reports
+/// the outcome.
+pub async fn finish(
+    ctx: &Context,
+    vm: &VolumeMigration,
+    saver: &mut impl AsyncSave,
+    mut st: VolumeMigrationStatus,
+    abort: Option<(&'static str, String)>,
+) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let completed = abort.is_none();
+    let c = conclude(&ctx.hands(), vm, &mut st, abort, now).await?;
+    if completed {
+        annotate_pv(ctx, &vm.spec.volume, LAST_MIGRATION_ANNOTATION, now).await?;
+    }
     saver.save(&st).await?;
-    info!(migration = %vm.name_any(), volume = %vm.spec.volume, outcome = status_label, message = %st.message, "migration finished");
+    info!(migration = %vm.name_any(), volume = %vm.spec.volume, outcome = c.status_label, message = %st.message, "migration finished");
     ctx.metrics
         .migrations_total
-        .with_label_values(&[status_label])
+        .with_label_values(&[c.status_label])
         .inc();
-    report(ctx, vm, event_type, reason, &note).await;
+    report(ctx, vm, c.event_type, c.reason, &c.note).await;
     Ok(Action::await_change())
 }
 

@@ -130,6 +130,34 @@ fn record(vm: &VolumeMigration) -> MigrationRecord {
     }
 }
 
+/// The name of the migration of `m` started at `now` (Unix seconds).
+pub fn migration_name(m: &Move, now: i64) -> String {
+    format!("{}-{now}", m.volume)
+}
+
+/// The spec of the migration carrying out `m`: Mayastor volume `volume_id`, the target tier's
+/// pools, and the timeout in whole seconds (at least 60, the CRD's minimum).
+pub fn spec_for(
+    m: &Move,
+    policy: &str,
+    volume_id: String,
+    target_pools: Vec<String>,
+    preservation_mode: bool,
+    timeout: std::time::Duration,
+) -> VolumeMigrationSpec {
+    VolumeMigrationSpec {
+        volume: m.volume.clone(),
+        volume_id,
+        policy: policy.to_string(),
+        from: m.from,
+        to: m.to,
+        target_pools,
+        preservation_mode,
+        timeout_seconds: timeout.as_secs().max(60),
+        reason: m.reason.to_string(),
+    }
+}
+
 /// Creates a VolumeMigration for each move (the engine picks them up). Under the launch lock
 /// and against a fresh listing: a volume that already has a migration in progress (started by
 /// any policy) is skipped, and the global concurrency cap is never exceeded.
@@ -167,21 +195,15 @@ pub async fn launch(
         }
         let timeout: std::time::Duration = policy.spec.migration_timeout.into();
         let mut vm = VolumeMigration::new(
-            &format!("{}-{now}", m.volume),
-            VolumeMigrationSpec {
-                volume: m.volume.clone(),
+            &migration_name(m, now),
+            spec_for(
+                m,
+                &policy.name_any(),
                 volume_id,
-                policy: policy.name_any(),
-                from: m.from,
-                to: m.to,
                 target_pools,
-                preservation_mode: policy.spec.preservation_mode || ctx.settings.preservation_mode,
-                timeout_seconds: timeout
-                    .min(ctx.settings.migration_timeout)
-                    .as_secs()
-                    .max(60),
-                reason: m.reason.to_string(),
-            },
+                policy.spec.preservation_mode || ctx.settings.preservation_mode,
+                timeout.min(ctx.settings.migration_timeout),
+            ),
         );
         let labels = vm.labels_mut();
         labels.extend(policy.labels().clone());

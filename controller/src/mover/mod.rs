@@ -5,7 +5,9 @@
 
 pub mod cancel;
 pub mod conditions;
+pub mod drive;
 pub mod finish;
+pub mod hands;
 pub mod health;
 pub mod launch;
 pub mod steer;
@@ -14,19 +16,18 @@ pub mod target;
 pub mod undo;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::context::{Context, Error};
 use crate::reconcile::MANAGER;
-use steps::{AsyncSave, Step};
+use drive::Settled;
+use steps::AsyncSave;
 
 /// Writes a migration's status with server-side apply.
 struct Saver<'a> {
@@ -55,6 +56,7 @@ impl AsyncSave for Saver<'_> {
 /// Advances one migration by one step.
 pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = vm.name_any();
+    let hands = ctx.hands();
     let mut saver = Saver {
         api: Api::all(ctx.client.clone()),
         name: &name,
@@ -67,7 +69,7 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
     if phase.is_terminal() {
         if !st.cordons.is_empty() {
             // A crash between the terminal write and the cleanup: finish the cleanup.
-            steps::release_all(&ctx, &mut st).await?;
+            steps::release_all(&hands, &mut st).await?;
             saver.save(&st).await?;
         }
         // Nothing left to clean up: the migration may now be deleted without the engine.
@@ -80,97 +82,47 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
         cancel::cancel(&ctx, &vm, &mut saver, "its StoragePolicy was deleted").await?;
         return Ok(Action::await_change());
     }
-    let now = Timestamp::now();
-    let started = st.started_at.get_or_insert(Time(now)).0;
-    let timed_out = now.as_second() - started.as_second() > vm.spec.timeout_seconds as i64;
-    st.phase = Some(phase);
+    let timed_out = drive::begin(&vm, &mut st, phase, Timestamp::now());
 
-    let assessment = match steer::assess(&ctx).await {
+    let assessment = match steer::assess(&hands).await {
         Ok(a) => a,
-        Err(e) => return transient(&vm, &mut saver, &mut st, e.into()).await,
+        Err(e) => return retry(&vm, &mut saver, &mut st, e.into()).await,
     };
     conditions::record(&ctx, &vm, &mut st, &assessment).await;
-    let outcome = match (phase, assessment.steering) {
-        (MigrationPhase::Analyzing, _) if timed_out => Ok(Step::Abort(
-            "Timeout",
-            format!(
-                "not started within {}s; nothing had been changed",
-                vm.spec.timeout_seconds
-            ),
-        )),
-        (_, _) if timed_out => undo::drop_unsynced_extra(&ctx, &vm, &mut st)
-            .await
-            .map(|note| {
-                Step::Abort(
-                    "Timeout",
-                    format!(
-                        "not done within {}s (timed out in {phase:?}); {note}",
-                        vm.spec.timeout_seconds
-                    ),
-                )
-            }),
-        (MigrationPhase::Analyzing, None) => Ok(Step::Abort(
-            "UnsupportedMayastorVersion",
-            assessment.message.clone(),
-        )),
-        (_, None) if !assessment.version_known => Ok(Step::Wait),
-        (_, None) => undo::drop_unsynced_extra(&ctx, &vm, &mut st)
-            .await
-            .map(|note| {
-                Step::Abort(
-                    "UnsupportedMayastorVersion",
-                    format!("{}; {note}", assessment.message),
-                )
-            }),
-        (MigrationPhase::Analyzing, Some(s)) => steps::analyze(&ctx, &vm, &mut st, s).await,
-        (MigrationPhase::ScalingUp, Some(s)) => {
-            steps::scale_up(&ctx, &vm, &mut st, s, &mut saver).await
-        }
-        (MigrationPhase::WaitingSync, Some(_)) => steps::wait_sync(&ctx, &vm, &mut st).await,
-        (MigrationPhase::ScalingDown, Some(s)) => {
-            steps::scale_down(&ctx, &vm, &mut st, s, &mut saver).await
-        }
-        (MigrationPhase::Completed | MigrationPhase::Aborted, _) => Ok(Step::Wait),
-    };
-    let step = match outcome {
+    let step = match drive::step(
+        &hands,
+        &vm,
+        &mut st,
+        phase,
+        &assessment,
+        timed_out,
+        &mut saver,
+    )
+    .await
+    {
         Ok(step) => step,
-        Err(e) => return transient(&vm, &mut saver, &mut st, e).await,
+        Err(e) => return retry(&vm, &mut saver, &mut st, e).await,
     };
-    match step {
-        Step::Wait => {
-            st.message = format!("{phase:?}");
-            saver.save(&st).await?;
-            Ok(Action::requeue(Duration::from_secs(1)))
-        }
-        Step::Next(next) => {
-            info!(migration = %name, volume = %vm.spec.volume, from = ?phase, to = ?next, "migration phase");
-            st.phase = Some(next);
-            st.message = format!("{next:?}");
-            saver.save(&st).await?;
-            Ok(Action::requeue(Duration::from_millis(200)))
-        }
-        Step::Done => finish::finish(&ctx, &vm, &mut saver, st, None).await,
-        Step::Abort(reason, message) => {
-            finish::finish(&ctx, &vm, &mut saver, st, Some((reason, message))).await
-        }
+    match drive::settle(&vm, &mut st, phase, step, &mut saver).await? {
+        Settled::Again(delay) => Ok(Action::requeue(delay)),
+        Settled::Finished(abort) => finish::finish(&ctx, &vm, &mut saver, st, abort).await,
     }
 }
 
-/// A Mayastor or API error mid-step: keep the phase, report, retry. Cordons stay recorded.
-async fn transient(
+/// A Mayastor or API error mid-step: keep the phase, report, retry.
+async fn retry(
     vm: &VolumeMigration,
     saver: &mut Saver<'_>,
     st: &mut VolumeMigrationStatus,
     e: Error,
 ) -> Result<Action, Error> {
-    warn!(migration = %vm.name_any(), volume = %vm.spec.volume, error = %e, "migration step failed; retrying");
-    st.message = format!("retrying after error: {e}");
-    saver.save(st).await?;
-    Ok(Action::requeue(Duration::from_secs(3)))
+    drive::transient(vm, saver, st, e)
+        .await
+        .map(Action::requeue)
 }
 
 /// Error policy of the migration controller.
 pub fn error_policy(vm: Arc<VolumeMigration>, error: &Error, _ctx: Arc<Context>) -> Action {
     warn!(migration = %vm.name_any(), %error, "migration reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(drive::ERROR_BACKOFF)
 }

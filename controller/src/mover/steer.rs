@@ -27,7 +27,7 @@
 use couchestor_common::migration::{CordonKind, CordonRef, VolumeMigration};
 use kube::ResourceExt;
 
-use crate::context::Context;
+use super::hands::Hands;
 use crate::mayastor::Error as MsError;
 use crate::mayastor::model::{Node, Pool, PoolCordonReq};
 use crate::mayastor::{MayastorVersion, NodeVersions};
@@ -62,14 +62,10 @@ pub struct Assessment {
 }
 
 /// Assesses the control plane: pool-cordon support and the release the nodes run.
-pub async fn assess(ctx: &Context) -> Result<Assessment, MsError> {
+pub async fn assess(ctx: &Hands<'_>) -> Result<Assessment, MsError> {
     let pool_cordon = ctx.mayastor.capabilities().await?.pool_cordon;
     let nodes = ctx.mayastor.engine_versions().await?;
-    Ok(decide(
-        pool_cordon,
-        ctx.settings.mayastor_version.as_deref(),
-        &nodes,
-    ))
+    Ok(decide(pool_cordon, ctx.mayastor_version, &nodes))
 }
 
 /// The steering for a control plane with or without pool cordons, the declared version (the
@@ -198,7 +194,7 @@ pub fn node_holder(node: &Node, label: &str) -> Holder {
 
 /// Places a cordon, unless someone else already cordoned that pool or node: then nothing is
 /// touched and `false` is returned (the caller drops the record).
-pub async fn place(ctx: &Context, c: &CordonRef) -> Result<bool, MsError> {
+pub async fn place(ctx: &Hands<'_>, c: &CordonRef) -> Result<bool, MsError> {
     match c.kind {
         CordonKind::Pool => {
             let pool = ctx.mayastor.get_pool(&c.id).await?;
@@ -227,7 +223,7 @@ pub async fn place(ctx: &Context, c: &CordonRef) -> Result<bool, MsError> {
 /// Removes a cordon of ours. One that is already gone (or never got placed because the process
 /// died between recording and placing it) counts as removed; a pool cordon without our mark is
 /// someone else's and stays.
-pub async fn release(ctx: &Context, c: &CordonRef) -> Result<(), MsError> {
+pub async fn release(ctx: &Hands<'_>, c: &CordonRef) -> Result<(), MsError> {
     match c.kind {
         CordonKind::Pool => {
             let pool = match ctx.mayastor.get_pool(&c.id).await {

@@ -14,11 +14,11 @@ use std::collections::BTreeSet;
 use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
 use tracing::info;
 
+use super::hands::Hands;
 use super::health::{healthy, healthy_count, replicas};
 use super::steer::{self, Steering};
 use super::target::{self, Inventory};
 use super::undo;
-use crate::context::Context;
 use crate::context::Error;
 use crate::mayastor::model::{ChildState, Volume, VolumeStatus};
 
@@ -41,7 +41,7 @@ const MAX_RETRIES: u32 = 3;
 /// Preflight: volume Online and published, a target pool with room on a node that holds no
 /// replica. Records the replicas to replace. (Steering was established by the caller.)
 pub async fn analyze(
-    ctx: &Context,
+    ctx: &Hands<'_>,
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
     steering: Steering,
@@ -81,7 +81,7 @@ pub async fn analyze(
 
 /// Adds one replica on the target tier, placed there by cordoning every other pool (or node).
 pub async fn scale_up(
-    ctx: &Context,
+    ctx: &Hands<'_>,
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
     steering: Steering,
@@ -155,7 +155,7 @@ pub async fn scale_up(
 
 /// Places every recorded cordon; the ones someone else already holds are left untouched and
 /// dropped from the record.
-async fn place_all(ctx: &Context, st: &mut VolumeMigrationStatus) -> Result<(), Error> {
+async fn place_all(ctx: &Hands<'_>, st: &mut VolumeMigrationStatus) -> Result<(), Error> {
     for c in st.cordons.clone() {
         if !steer::place(ctx, &c).await? {
             info!(cordon = ?c, "already cordoned by someone else; left untouched");
@@ -167,7 +167,7 @@ async fn place_all(ctx: &Context, st: &mut VolumeMigrationStatus) -> Result<(), 
 
 /// Waits until the new replica is rebuilt and every child is Online.
 pub async fn wait_sync(
-    ctx: &Context,
+    ctx: &Hands<'_>,
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
 ) -> Result<Step, Error> {
@@ -210,7 +210,7 @@ pub async fn wait_sync(
 /// Removes one old replica, steered as Mayastor's preferred victim, after re-checking that
 /// the replacement is healthy; then judges what Mayastor actually removed.
 pub async fn scale_down(
-    ctx: &Context,
+    ctx: &Hands<'_>,
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
     steering: Steering,
@@ -312,7 +312,7 @@ fn judge_scale_down(
 
 /// Removes the migration's cordons and records what is left, even when a removal failed.
 async fn release_and_save(
-    ctx: &Context,
+    ctx: &Hands<'_>,
     st: &mut VolumeMigrationStatus,
     save: &mut impl AsyncSave,
 ) -> Result<(), Error> {
@@ -322,7 +322,7 @@ async fn release_and_save(
 }
 
 /// Removes every cordon the migration recorded; keeps the ones that could not be removed.
-pub async fn release_all(ctx: &Context, st: &mut VolumeMigrationStatus) -> Result<(), Error> {
+pub async fn release_all(ctx: &Hands<'_>, st: &mut VolumeMigrationStatus) -> Result<(), Error> {
     let mut first_err = None;
     let mut kept = Vec::new();
     for c in std::mem::take(&mut st.cordons) {

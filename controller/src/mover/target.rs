@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use couchestor_common::migration::VolumeMigration;
 
+use super::hands::Hands;
 use super::steer::{self, Holder, Steering};
-use crate::context::{Context, Error};
+use crate::context::Error;
 use crate::mayastor::model::{Node, Pool, Volume};
 
 /// Pools and nodes, read once per step.
@@ -19,7 +20,7 @@ pub struct Inventory {
 
 impl Inventory {
     /// Reads pools and nodes from Mayastor.
-    pub async fn read(ctx: &Context) -> Result<Self, Error> {
+    pub async fn read(ctx: &Hands<'_>) -> Result<Self, Error> {
         Ok(Self {
             pools: ctx.mayastor.list_pools().await?,
             nodes: ctx.mayastor.list_nodes().await?,

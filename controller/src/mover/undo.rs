@@ -2,15 +2,16 @@
 
 use couchestor_common::migration::{VolumeMigration, VolumeMigrationStatus};
 
+use super::hands::Hands;
 use super::health::healthy;
-use crate::context::{Context, Error};
+use crate::context::Error;
 
 /// Removes the replica the move added, but only while that replica is still unsynced and every
 /// other replica is healthy: Mayastor then removes the unsynced one first and never a healthy
 /// one, so an old copy cannot go. In any other situation the replica is kept (a synced extra
 /// copy costs space, never data). Returns what was done, for the migration's message.
 pub async fn drop_unsynced_extra(
-    ctx: &Context,
+    ctx: &Hands<'_>,
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
 ) -> Result<String, Error> {

@@ -146,23 +146,31 @@ impl Cluster {
     /// Completes every migration due by `now`: the volume switches tier at its exact
     /// completion time, which becomes its `last_move`.
     pub fn complete_due(&mut self, now: i64) {
-        for v in &mut self.volumes {
-            let Some(m) = v.in_flight.filter(|m| m.finishes_at <= now) else {
+        for i in 0..self.volumes.len() {
+            let Some(m) = self.volumes[i].in_flight.filter(|m| m.finishes_at <= now) else {
                 continue;
             };
-            if let Some((left, at)) = v.left
-                && left == m.to
-                && m.finishes_at - at < PING_PONG_WINDOW_SECS
-            {
-                self.stats.ping_pongs += 1;
-            }
-            self.stats.completed += 1;
-            self.stats.bytes_moved += v.footprint();
-            v.left = Some((v.tier, m.finishes_at));
-            v.tier = m.to;
-            v.last_move = Some(m.finishes_at);
-            v.in_flight = None;
+            self.complete(i, m.to, m.finishes_at);
         }
+    }
+
+    /// Volume `i` arrived on `to` at `at`: counts the move (and a ping-pong when it returns to
+    /// the tier it left less than [`PING_PONG_WINDOW_SECS`] earlier), switches its tier and
+    /// records `at` as its last move.
+    pub fn complete(&mut self, i: usize, to: Tier, at: i64) {
+        let v = &mut self.volumes[i];
+        if let Some((left, when)) = v.left
+            && left == to
+            && at - when < PING_PONG_WINDOW_SECS
+        {
+            self.stats.ping_pongs += 1;
+        }
+        self.stats.completed += 1;
+        self.stats.bytes_moved += v.footprint();
+        v.left = Some((v.tier, at));
+        v.tier = to;
+        v.last_move = Some(at);
+        v.in_flight = None;
     }
 }
 

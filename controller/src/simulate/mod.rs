@@ -1,18 +1,26 @@
 //! `couchestor-controller simulate`: scores the placement engine on a synthetic workload.
 //!
 //! An in-process cluster (a fast tier sized as a share of the total footprint, a slow tier,
-//! volumes, moves that take `footprint / bandwidth`) is driven in fast-forwarded time by the
-//! controller's own decide pipeline (`heat::decayed_iops` then `plan::plan`), or by a naive
-//! threshold baseline, and scored against a clairvoyant oracle. See `docs/simulate.md`.
+//! volumes) is driven in fast-forwarded time by the controller's own decide pipeline
+//! (`heat::decayed_iops` then `plan::plan`), or by a naive threshold baseline, and scored
+//! against a clairvoyant oracle. See `docs/simulate.md`.
+//!
+//! Two backends carry out CoucheStor's moves: `--backend tier` (default), a tier-level model
+//! where a move takes `footprint / bandwidth` and then the volume switches tier ([`cluster`]);
+//! and `--backend mayastor`, the controller's real move engine (`mover`) against the Mayastor
+//! simulator served in-process on loopback with a virtual clock ([`engine`]).
 //!
 //! Output: `--output text` prints a table (the baseline column only with `--compare`);
 //! `--output json` prints one object whose top level is the policy under test and which always
 //! carries the baseline on the same workload under `baseline` (`null` when `--policy
 //! baseline`). An SVG of occupancy and hourly hot share is written to `--svg`.
 
+mod audit;
 mod baseline;
 mod bound;
 mod cluster;
+mod engine;
+mod migration;
 mod oracle;
 mod policy;
 mod report;
@@ -22,6 +30,7 @@ mod svg;
 #[cfg(test)]
 mod tests;
 mod workload;
+mod world;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -30,9 +39,10 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use engine::MayastorConfig;
 use policy::{PolicyConfig, WatermarkGauge};
 use report::Report;
-use sim::{PolicyKind, SimConfig};
+use sim::{Backend, PolicyKind, SimConfig};
 use workload::WorkloadParams;
 
 /// Named workload presets.
@@ -91,6 +101,18 @@ pub struct SimulateArgs {
     /// Policy under test.
     #[arg(long, value_enum, default_value = "couchestor")]
     policy: PolicyKind,
+    /// What carries out CoucheStor's moves: `tier`, the tier-level model (fast), or
+    /// `mayastor`, the controller's real move engine against the Mayastor simulator (served
+    /// in-process on 127.0.0.1, virtual clock). The baseline always runs on the tier model.
+    #[arg(long, value_enum, default_value = "tier")]
+    backend: Backend,
+    /// Mayastor backend: io-engine nodes, each with one NVMe and one SATA pool
+    /// [default: replicas + 1, the fewest that let every replica move].
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Mayastor backend: the policy's migrationTimeout, minutes (the StoragePolicy default).
+    #[arg(long)]
+    migration_timeout_minutes: Option<u64>,
     /// Also run the baseline and show it side by side (JSON always includes it).
     #[arg(long)]
     compare: bool,
@@ -171,6 +193,7 @@ impl SimulateArgs {
             "--fast-tier-percent must be in (0, 100]"
         );
         anyhow::ensure!(self.bandwidth_mib > 0.0, "--bandwidth-mib must be positive");
+        let mayastor = self.mayastor_config()?;
         let (alpha, fraction, hours, amplitude) = self.scenario.preset();
         let shift_hours = self.shift_hours.unwrap_or(hours);
         let workload = WorkloadParams {
@@ -204,6 +227,41 @@ impl SimulateArgs {
             days: self.days,
             fast_tier_percent: self.fast_tier_percent,
             bandwidth_bps: self.bandwidth_mib * 1024.0 * 1024.0,
+            backend: self.backend,
+            mayastor,
+        })
+    }
+
+    /// The Mayastor backend's settings, checked against the backend and policy chosen.
+    fn mayastor_config(&self) -> anyhow::Result<MayastorConfig> {
+        let replicas = usize::from(self.replicas);
+        let nodes = self.nodes.unwrap_or(replicas + 1);
+        let minutes = self.migration_timeout_minutes.unwrap_or(30);
+        if self.backend == Backend::Tier {
+            anyhow::ensure!(
+                self.nodes.is_none() && self.migration_timeout_minutes.is_none(),
+                "--nodes and --migration-timeout-minutes apply to --backend mayastor only"
+            );
+        } else {
+            anyhow::ensure!(
+                self.policy == PolicyKind::Couchestor,
+                "--backend mayastor drives CoucheStor's move engine; the baseline has none \
+                 (it runs on the tier model, and is reported with --policy couchestor)"
+            );
+            anyhow::ensure!(
+                nodes > replicas,
+                "--nodes {nodes} is too few for {replicas} replica(s): a move needs a node that \
+                 holds no replica of the volume (at least {})",
+                replicas + 1
+            );
+            anyhow::ensure!(
+                (1..=2880).contains(&minutes),
+                "--migration-timeout-minutes must be within 1..=2880 (48 h), got {minutes}"
+            );
+        }
+        Ok(MayastorConfig {
+            nodes,
+            migration_timeout: std::time::Duration::from_secs(minutes * 60),
         })
     }
 }
@@ -243,10 +301,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let drawn: Vec<&sim::Outcome> = std::iter::once(&primary).chain(baseline.as_ref()).collect();
-    let title = format!(
+    let mut title = format!(
         "CoucheStor simulation: scenario {scenario}, seed {}, {} volumes, {} days, fast tier {}%",
         cfg.seed, cfg.workload.volumes, cfg.days, cfg.fast_tier_percent
     );
+    if primary.backend == Backend::Mayastor {
+        title.push_str(", moves by the engine on the Mayastor simulator");
+    }
     let picture = svg::render(&title, &drawn, cfg.policy.headroom_percent, cfg.days * 24.0);
     std::fs::write(&path, picture).with_context(|| format!("writing {}", path.display()))?;
 

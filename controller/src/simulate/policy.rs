@@ -216,8 +216,8 @@ pub fn sustained(
         .collect()
 }
 
-/// One CoucheStor planning cycle: builds the engine's input from the cluster and returns the
-/// moves to start now, as (volume index, target tier).
+/// One CoucheStor planning cycle on the tier model: builds the engine's input from the
+/// cluster and returns the moves to start now, as (volume index, target tier).
 pub fn couchestor(
     cluster: &Cluster,
     heats: &[Heat],
@@ -251,31 +251,48 @@ pub fn couchestor(
             used_bytes: cluster.used_bytes(tier),
         })
         .collect();
+    decide(&volumes, &tiers, wm, cfg, cluster.active_migrations(), now)
+        .into_iter()
+        .map(|(i, m)| (i, m.to))
+        .collect()
+}
+
+/// `plan::plan` with the simulated policy's watermarks and limits (cooldown, concurrency with
+/// `active` migrations running, headroom, window always open), called exactly as the
+/// controller calls it. Returns the moves to start now with the index of their volume in
+/// `volumes`, in the engine's priority order.
+pub fn decide(
+    volumes: &[plan::Volume],
+    tiers: &[TierCapacity],
+    wm: Watermarks,
+    cfg: &PolicyConfig,
+    active: u32,
+    now: i64,
+) -> Vec<(usize, plan::Move)> {
     let boundaries = vec![wm.boundary(); tiers.len().saturating_sub(1)];
     let decided = plan::plan(&Input {
-        volumes: &volumes,
-        tiers: &tiers,
+        volumes,
+        tiers,
         boundaries: &boundaries,
         limits: Limits {
             enabled: true,
             cooldown_secs: cfg.cooldown_secs,
             max_concurrent: cfg.max_concurrent,
-            active_migrations: cluster.active_migrations(),
+            active_migrations: active,
             headroom_percent: cfg.headroom_percent,
             window_open: true,
         },
         now,
     });
-    let index: HashMap<&str, usize> = cluster
-        .volumes
+    let index: HashMap<&str, usize> = volumes
         .iter()
         .enumerate()
         .map(|(i, v)| (v.name.as_str(), i))
         .collect();
     decided
         .moves
-        .iter()
-        .filter_map(|m| index.get(m.volume.as_str()).map(|&i| (i, m.to)))
+        .into_iter()
+        .filter_map(|m| index.get(m.volume.as_str()).map(|&i| (i, m)))
         .collect()
 }
 

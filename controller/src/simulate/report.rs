@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::cluster::GIB;
+use super::engine::EngineStats;
 use super::policy::Watermarks;
 use super::sim::{Outcome, SimConfig};
 
@@ -11,6 +12,9 @@ use super::sim::{Outcome, SimConfig};
 pub struct Metrics {
     /// `couchestor` or `baseline`.
     pub policy: &'static str,
+    /// What carried out the moves: `tier` (the tier model) or `mayastor` (the move engine
+    /// against the Mayastor simulator).
+    pub backend: &'static str,
     /// Σ true IOPS served by fast-tier volumes ÷ Σ true IOPS, over all samples.
     pub hot_share: f64,
     /// The same for the clairvoyant per-sample fractional knapsack at the full fast capacity.
@@ -59,6 +63,9 @@ pub struct Metrics {
     pub mean_fast_occupancy_percent: f64,
     /// Peak fast-tier occupancy, % of capacity.
     pub peak_fast_occupancy_percent: f64,
+    /// With `backend: mayastor`: the migrations the engine ran and the removal audit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mayastor: Option<EngineStats>,
 }
 
 impl Metrics {
@@ -69,6 +76,7 @@ impl Metrics {
         let gib_moved = o.stats.bytes_moved as f64 / GIB as f64;
         Metrics {
             policy: o.kind.as_str(),
+            backend: o.backend.as_str(),
             hot_share: s.hot_share,
             oracle_hot_share: s.oracle_hot_share,
             oracle_ratio: div(s.hot_share, s.oracle_hot_share),
@@ -95,6 +103,7 @@ impl Metrics {
             shifts_reacted: s.shifts_reacted,
             mean_fast_occupancy_percent: s.occupancy_mean_peak.0,
             peak_fast_occupancy_percent: s.occupancy_mean_peak.1,
+            mayastor: o.mayastor.clone(),
         }
     }
 }
@@ -261,6 +270,36 @@ impl Report {
                 row.push_str(&format!("{:>14}", cell(m)));
             }
             line(row);
+        }
+        let backends: Vec<String> = cols
+            .iter()
+            .map(|m| format!("{} on {}", m.policy, m.backend))
+            .collect();
+        line(format!("\nbackend: {}", backends.join(", ")));
+        if let Some(e) = &self.metrics.mayastor {
+            line(format!(
+                "mayastor {} simulator, {} nodes x (NVMe + SATA pool), rebuild {} MiB/s, migration timeout {} min; {} fast-tier volume(s) did not fit on NVMe at start",
+                e.profile,
+                e.nodes,
+                e.rebuild_mib_per_sec,
+                e.migration_timeout_minutes,
+                e.initial_fallbacks
+            ));
+            line(format!(
+                "migrations: {} started, {} completed ({} through every phase), {} aborted {:?}, {} in flight; {} engine steps, {} retried",
+                e.migrations_started,
+                e.migrations_completed,
+                e.completed_through_every_phase,
+                e.migrations_aborted,
+                e.abort_reasons,
+                e.migrations_in_flight,
+                e.engine_steps,
+                e.transient_retries
+            ));
+            line(format!(
+                "removal audit: {} ({} replica removals, {} of healthy old replicas); {} volume(s) split across tiers at the end",
+                e.removal_audit, e.replica_removals, e.healthy_removals, e.split_volumes_at_end
+            ));
         }
         if let Some(svg) = &self.svg {
             line(format!("\nSVG: {svg}"));

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::baseline::baseline;
 use super::cluster::{Cluster, GIB, MoveStats, PING_PONG_WINDOW_SECS, SimVolume};
+use super::engine::{Engine, EngineStats, MayastorConfig};
 use super::policy::{self, PolicyConfig, WatermarkGauge, Watermarks};
 use super::score::{Hour, Score, Scorer};
 use super::workload::{Workload, WorkloadParams};
@@ -37,6 +38,25 @@ impl PolicyKind {
     }
 }
 
+/// What carries out the moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The tier model: a move takes footprint / bandwidth, then the volume switches tier.
+    Tier,
+    /// The controller's move engine against the Mayastor simulator, in virtual time.
+    Mayastor,
+}
+
+impl Backend {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Tier => "tier",
+            Backend::Mayastor => "mayastor",
+        }
+    }
+}
+
 /// Everything one run needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
@@ -52,6 +72,10 @@ pub struct SimConfig {
     pub fast_tier_percent: f64,
     /// Copy speed of one move, bytes per second.
     pub bandwidth_bps: f64,
+    /// What carries out CoucheStor's moves (the baseline always runs on the tier model).
+    pub backend: Backend,
+    /// Settings of the Mayastor backend.
+    pub mayastor: MayastorConfig,
 }
 
 /// What one run produced.
@@ -59,6 +83,10 @@ pub struct SimConfig {
 pub struct Outcome {
     /// The policy that ran.
     pub kind: PolicyKind,
+    /// What carried out its moves.
+    pub backend: Backend,
+    /// The Mayastor backend's engine figures and audit.
+    pub mayastor: Option<EngineStats>,
     /// Watermarks calibrated after the first sampling window (`None`: run shorter than that).
     pub watermarks: Option<Watermarks>,
     /// The workload-side scorecard.
@@ -145,6 +173,12 @@ pub fn simulate(
 ) -> anyhow::Result<Outcome> {
     let mut w = Workload::new(&cfg.workload, cfg.seed)?;
     let mut cluster = initial_cluster(&w, cfg);
+    let mut engine = match (cfg.backend, kind) {
+        (Backend::Mayastor, PolicyKind::Couchestor) => {
+            Some(Engine::start(&mut cluster, cfg, &cfg.mayastor)?)
+        }
+        _ => None,
+    };
     let initial_fast: Vec<bool> = cluster
         .volumes
         .iter()
@@ -166,7 +200,10 @@ pub fn simulate(
     for _ in 0..steps(cfg) {
         let tick = w.advance();
         let now = T0 + tick.elapsed as i64;
-        cluster.complete_due(now);
+        match &mut engine {
+            Some(e) => e.advance_to(&mut cluster, now)?,
+            None => cluster.complete_due(now),
+        }
         scorer.sample(tick.elapsed, tick.shifted, &w.true_iops, &cluster);
         for ((h, &iops), name) in history.iter_mut().zip(&w.observed).zip(&names) {
             let sample = Sample { at: now, iops };
@@ -194,11 +231,15 @@ pub fn simulate(
         match kind {
             PolicyKind::Couchestor => {
                 let sustained = policy::sustained(&history, &hourly, &names, now, &cfg.policy);
-                for (i, to) in
-                    policy::couchestor(&cluster, &heats, &sustained, wm, &cfg.policy, now)
-                {
-                    // A refusal is counted in stats.failed; the engine should never cause one.
-                    cluster.start_move(i, to, now).ok();
+                if let Some(e) = &mut engine {
+                    e.plan_cycle(&mut cluster, &heats, &sustained, wm, &cfg.policy, now)?;
+                } else {
+                    for (i, to) in
+                        policy::couchestor(&cluster, &heats, &sustained, wm, &cfg.policy, now)
+                    {
+                        // A refusal is counted in stats.failed; the engine should never cause one.
+                        cluster.start_move(i, to, now).ok();
+                    }
                 }
             }
             PolicyKind::Baseline => {
@@ -212,12 +253,23 @@ pub fn simulate(
         let lock = (PING_PONG_WINDOW_SECS as u64 / sample_secs).max(1) as usize;
         scorer.bound_share(&initial_fast, lock, score.hot_share)
     });
+    let in_flight = engine
+        .as_ref()
+        .map_or(cluster.active_migrations(), Engine::active_migrations);
+    let backend = if engine.is_some() {
+        Backend::Mayastor
+    } else {
+        Backend::Tier
+    };
+    let mayastor = engine.map(Engine::finish).transpose()?;
     Ok(Outcome {
         kind,
+        backend,
+        mayastor,
         watermarks,
         bound_hot_share,
         score,
-        in_flight: cluster.active_migrations(),
+        in_flight,
         stats: cluster.stats.clone(),
         hours: std::mem::take(&mut scorer.hours),
         occupancy: std::mem::take(&mut scorer.occupancy),

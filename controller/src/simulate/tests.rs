@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use super::report::Report;
-use super::sim::{PolicyKind, SimConfig, simulate};
+use super::sim::{Backend, PolicyKind, SimConfig, simulate};
 use super::workload::WorkloadParams;
 use super::{Scenario, SimulateArgs};
 
@@ -76,6 +76,8 @@ fn json_has_every_scorecard_key() {
         days: 0.25,
         fast_tier_percent: 20.0,
         bandwidth_bps: 200.0 * 1024.0 * 1024.0,
+        backend: Backend::Tier,
+        mayastor: args(&[]).config().unwrap().mayastor,
     };
     let hidden = indicatif::ProgressBar::hidden();
     let ours = simulate(&cfg, PolicyKind::Couchestor, false, &hidden).unwrap();

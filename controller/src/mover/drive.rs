@@ -1,0 +1,136 @@
+//! One step of a running migration: the timeout, the steering verdict, the phase's step, and
+//! what the outcome does to the status. Shared by the controller's reconcile ([`super::reconcile`])
+//! and by `simulate --backend mayastor`, which calls the same functions in virtual time.
+
+use std::time::Duration;
+
+use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use tracing::{info, warn};
+
+use super::hands::Hands;
+use super::steer::Assessment;
+use super::steps::{self, AsyncSave, Step};
+use super::undo;
+use crate::context::Error;
+
+/// Look again this long after a step that waits (e.g. for a rebuild).
+pub const WAIT: Duration = Duration::from_secs(1);
+/// Step again this long after a phase change.
+pub const NEXT: Duration = Duration::from_millis(200);
+/// Retry this long after a transient error.
+pub const RETRY: Duration = Duration::from_secs(3);
+/// Retry this long after a reconcile that failed outright (the controller's error policy).
+pub const ERROR_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How a step left the migration.
+#[derive(Debug)]
+pub enum Settled {
+    /// Still running: step again after this delay.
+    Again(Duration),
+    /// At its end: finish it, completed (`None`) or aborted with `(reason, message)`.
+    Finished(Option<(&'static str, String)>),
+}
+
+/// Starts a step of a non-terminal migration at `now`: records the start on the first step and
+/// the phase. True when the migration has run longer than its timeout.
+pub fn begin(
+    vm: &VolumeMigration,
+    st: &mut VolumeMigrationStatus,
+    phase: MigrationPhase,
+    now: Timestamp,
+) -> bool {
+    let started = st.started_at.get_or_insert(Time(now)).0;
+    st.phase = Some(phase);
+    now.as_second() - started.as_second() > vm.spec.timeout_seconds as i64
+}
+
+/// Runs one step of `phase`: a timed-out or unsteerable migration is stopped (dropping a replica
+/// it added only while that one is unsynced), otherwise the phase's step runs.
+pub async fn step(
+    ctx: &Hands<'_>,
+    vm: &VolumeMigration,
+    st: &mut VolumeMigrationStatus,
+    phase: MigrationPhase,
+    assessment: &Assessment,
+    timed_out: bool,
+    saver: &mut impl AsyncSave,
+) -> Result<Step, Error> {
+    match (phase, assessment.steering) {
+        (MigrationPhase::Analyzing, _) if timed_out => Ok(Step::Abort(
+            "Timeout",
+            format!(
+                "not started within {}s; nothing had been changed",
+                vm.spec.timeout_seconds
+            ),
+        )),
+        (_, _) if timed_out => undo::drop_unsynced_extra(ctx, vm, st).await.map(|note| {
+            Step::Abort(
+                "Timeout",
+                format!(
+                    "not done within {}s (timed out in {phase:?}); {note}",
+                    vm.spec.timeout_seconds
+                ),
+            )
+        }),
+        (MigrationPhase::Analyzing, None) => Ok(Step::Abort(
+            "UnsupportedMayastorVersion",
+            assessment.message.clone(),
+        )),
+        (_, None) if !assessment.version_known => Ok(Step::Wait),
+        (_, None) => undo::drop_unsynced_extra(ctx, vm, st).await.map(|note| {
+            Step::Abort(
+                "UnsupportedMayastorVersion",
+                format!("{}; {note}", assessment.message),
+            )
+        }),
+        (MigrationPhase::Analyzing, Some(s)) => steps::analyze(ctx, vm, st, s).await,
+        (MigrationPhase::ScalingUp, Some(s)) => steps::scale_up(ctx, vm, st, s, saver).await,
+        (MigrationPhase::WaitingSync, Some(_)) => steps::wait_sync(ctx, vm, st).await,
+        (MigrationPhase::ScalingDown, Some(s)) => steps::scale_down(ctx, vm, st, s, saver).await,
+        (MigrationPhase::Completed | MigrationPhase::Aborted, _) => Ok(Step::Wait),
+    }
+}
+
+/// Records what a step decided in the status (saving it while the migration keeps running) and
+/// says what comes next.
+pub async fn settle(
+    vm: &VolumeMigration,
+    st: &mut VolumeMigrationStatus,
+    phase: MigrationPhase,
+    step: Step,
+    saver: &mut impl AsyncSave,
+) -> Result<Settled, Error> {
+    match step {
+        Step::Wait => {
+            st.message = format!("{phase:?}");
+            saver.save(st).await?;
+            Ok(Settled::Again(WAIT))
+        }
+        Step::Next(next) => {
+            info!(migration = %vm.name_any(), volume = %vm.spec.volume, from = ?phase, to = ?next, "migration phase");
+            st.phase = Some(next);
+            st.message = format!("{next:?}");
+            saver.save(st).await?;
+            Ok(Settled::Again(NEXT))
+        }
+        Step::Done => Ok(Settled::Finished(None)),
+        Step::Abort(reason, message) => Ok(Settled::Finished(Some((reason, message)))),
+    }
+}
+
+/// A Mayastor or API error mid-step: keep the phase, report, retry after [`RETRY`]. Cordons
+/// stay recorded.
+pub async fn transient(
+    vm: &VolumeMigration,
+    saver: &mut impl AsyncSave,
+    st: &mut VolumeMigrationStatus,
+    e: Error,
+) -> Result<Duration, Error> {
+    warn!(migration = %vm.name_any(), volume = %vm.spec.volume, error = %e, "migration step failed; retrying");
+    st.message = format!("retrying after error: {e}");
+    saver.save(st).await?;
+    Ok(RETRY)
+}
