@@ -23,6 +23,11 @@ impl Drop for Killed {
 
 /// Starts the binary on a free loopback port with `profile`; returns it and its base URL.
 fn start(profile: &str) -> (Killed, String) {
+    start_with(profile, &[])
+}
+
+/// As [`start`], with extra arguments.
+fn start_with(profile: &str, extra: &[&str]) -> (Killed, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -30,6 +35,7 @@ fn start(profile: &str) -> (Killed, String) {
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_couchestor-mayastor-sim"))
         .args(["--listen", &listen, "--profile", profile])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start couchestor-mayastor-sim");
@@ -98,4 +104,49 @@ async fn the_binary_listens_where_told_and_emulates_the_chosen_profile() {
             );
         }
     }
+}
+
+/// The UUIDs the binary gives a pool and an admin-created volume.
+async fn drawn_ids(http: &reqwest::Client, extra: &[&str]) -> (String, String) {
+    let (_child, url) = start_with("2.10", extra);
+    let post = |path: &str, body: serde_json::Value| {
+        let url = format!("{url}/sim/{path}");
+        async move { raw(http, Method::POST, &url, Some(&body)).await }
+    };
+    post("nodes", json!({"id": "n1"})).await;
+    let (status, _) = post(
+        "pools",
+        json!({"id": "p1", "node": "n1", "capacity": 1u64 << 32}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, volume) = post("volumes", json!({"size": 1u64 << 30, "pools": ["p1"]})).await;
+    assert_eq!(status, 200, "{volume}");
+    let (_, state) = raw(http, Method::GET, &format!("{url}/sim/state"), None).await;
+    let pool = state["pools"]["p1"]["uuid"]
+        .as_str()
+        .expect("pool uuid")
+        .to_owned();
+    (
+        pool,
+        volume["spec"]["uuid"]
+            .as_str()
+            .expect("volume uuid")
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn id_seed_makes_the_binary_draw_the_same_uuids() {
+    install_crypto_provider();
+    let http = reqwest::Client::new();
+    let seeded = drawn_ids(&http, &["--id-seed", "7"]).await;
+    assert_eq!(seeded, drawn_ids(&http, &["--id-seed", "7"]).await);
+    assert_ne!(seeded, drawn_ids(&http, &["--id-seed", "8"]).await);
+    let random = drawn_ids(&http, &[]).await;
+    assert_ne!(
+        random,
+        drawn_ids(&http, &[]).await,
+        "without a seed ids are random"
+    );
 }
