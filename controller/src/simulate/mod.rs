@@ -106,8 +106,8 @@ pub struct SimulateArgs {
     /// in-process on 127.0.0.1, virtual clock). The baseline always runs on the tier model.
     #[arg(long, value_enum, default_value = "tier")]
     backend: Backend,
-    /// Mayastor backend: io-engine nodes, each with one NVMe and one SATA pool
-    /// [default: replicas + 1, the fewest that let every replica move].
+    /// Mayastor backend: io-engine nodes, each with one NVMe and one SATA pool [default: 3, or
+    /// replicas + 1 if more: a move needs a node that holds no replica of the volume].
     #[arg(long)]
     nodes: Option<usize>,
     /// Mayastor backend: the policy's migrationTimeout, minutes (the StoragePolicy default).
@@ -235,7 +235,7 @@ impl SimulateArgs {
     /// The Mayastor backend's settings, checked against the backend and policy chosen.
     fn mayastor_config(&self) -> anyhow::Result<MayastorConfig> {
         let replicas = usize::from(self.replicas);
-        let nodes = self.nodes.unwrap_or(replicas + 1);
+        let nodes = self.nodes.unwrap_or((replicas + 1).max(3));
         let minutes = self.migration_timeout_minutes.unwrap_or(30);
         if self.backend == Backend::Tier {
             anyhow::ensure!(
