@@ -5,8 +5,8 @@ use std::path::Path;
 use couchestor_testsupport::RunDir;
 
 use crate::clap_check::{Binary, Strictness};
-use crate::shell::{self, HOLE, Vars};
-use crate::{AGENT, CONTROLLER, agent_exe, docs, markdown, synopsis};
+use crate::shell::{self, HOLE, LogicalLine, Vars};
+use crate::{AGENT, CONTROLLER, agent_exe, docs, markdown, synopsis, yaml};
 
 /// One command line found in the documentation.
 struct Found {
@@ -31,8 +31,9 @@ pub fn shell_block(lang: &str) -> Option<Strictness> {
     }
 }
 
-/// Every command line of both binaries in one file.
-fn commands_in(rel: &str, text: &str) -> Vec<Found> {
+/// Every command line of both binaries in one file; a YAML block that does not parse is a
+/// problem.
+fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> {
     let parsed = markdown::parse(text);
     let mut found = Vec::new();
     let mut push = |line: usize, text: &str, bin, args: &[String], strictness| {
@@ -46,52 +47,35 @@ fn commands_in(rel: &str, text: &str) -> Vec<Found> {
             });
         }
     };
+    let mut shell_lines = Vec::new();
     for block in &parsed.blocks {
         if matches!(block.lang.as_str(), "yaml" | "yml") {
-            for (i, (line, content)) in block.lines.iter().enumerate() {
-                if !content.contains('[') {
-                    continue;
-                }
-                let mut joined = String::new();
-                for (_, next) in &block.lines[i..] {
-                    joined.push_str(next);
-                    if next.contains(']') {
-                        break;
-                    }
-                }
-                for bin in [CONTROLLER, AGENT] {
-                    if let Some(args) = shell::yaml_invocation(&joined, bin) {
-                        push(*line, content, bin, &args, Strictness::Full);
-                    }
-                }
+            match yaml::commands(&block.lines, &[CONTROLLER, AGENT]) {
+                Ok(commands) => commands.iter().for_each(|c| {
+                    push(c.line, &c.text, c.bin, &c.args, Strictness::Full);
+                }),
+                Err(e) => problems.push(format!("{rel}:{}: {e}", block.fence)),
             }
-            for bin in [CONTROLLER, AGENT] {
-                for (line, args) in shell::yaml_container_args(&block.lines, bin) {
-                    let text = format!("args: {}", args.join(" "));
-                    push(line, &text, bin, &args, Strictness::Full);
-                }
-            }
-            continue;
+        } else if let Some(strictness) = shell_block(&block.lang) {
+            shell_lines.push((strictness, shell::logical_lines(&block.lines)));
         }
-        let Some(strictness) = shell_block(&block.lang) else {
-            continue;
+    }
+    shell_lines.extend(parsed.spans.iter().map(|s| {
+        let line = LogicalLine {
+            line: s.line,
+            text: s.text.clone(),
         };
+        (Strictness::Parse, vec![line])
+    }));
+    for (strictness, lines) in shell_lines {
+        // Variables carry over the lines of a block; a span has only its own.
         let mut vars = Vars::default();
-        for logical in shell::logical_lines(&block.lines) {
+        for logical in lines {
             for words in shell::segments(&logical.text, &mut vars) {
                 for bin in [CONTROLLER, AGENT] {
                     if let Some(args) = shell::invocation(&words, bin) {
                         push(logical.line, &logical.text, bin, args, strictness);
                     }
-                }
-            }
-        }
-    }
-    for span in &parsed.spans {
-        for words in shell::segments(&span.text, &mut Vars::default()) {
-            for bin in [CONTROLLER, AGENT] {
-                if let Some(args) = shell::invocation(&words, bin) {
-                    push(span.line, &span.text, bin, args, Strictness::Parse);
                 }
             }
         }
@@ -150,7 +134,7 @@ fn documented_commands_parse_with_the_real_binaries() {
     let mut checked = 0;
     let mut problems = Vec::new();
     for (rel, text) in docs() {
-        for found in commands_in(&rel, &text) {
+        for found in commands_in(&rel, &text, &mut problems) {
             let binary = if found.bin == CONTROLLER {
                 &controller
             } else {
@@ -198,7 +182,8 @@ fn the_checker_rejects_broken_commands() {
         couchestor-controller explain\n\
         ```\n\
         Prose: `couchestor-controller simulate --scenario SCENARIO [--compare] [--output text|yaml]`.\n";
-    let results: Vec<(String, Result<(), String>)> = commands_in("doc.md", doc)
+    let mut problems = Vec::new();
+    let results: Vec<(String, Result<(), String>)> = commands_in("doc.md", doc, &mut problems)
         .into_iter()
         .map(|f| {
             let r = check_found(&controller, &f);
@@ -207,6 +192,7 @@ fn the_checker_rejects_broken_commands() {
         .collect();
     let summary: Vec<String> = results.iter().map(|(p, r)| format!("{p}: {r:?}")).collect();
     println!("{}", summary.join("\n"));
+    assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(results.len(), 7, "{summary:#?}");
     assert!(results[0].1.is_ok() && results[1].1.is_ok(), "{summary:#?}");
     let error = |i: usize| results[i].1.clone().unwrap_err();

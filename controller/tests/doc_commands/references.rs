@@ -98,7 +98,7 @@ fn documented_repository_paths_and_links_exist() {
         }
         let dir = Path::new(rel).parent().unwrap_or(Path::new(""));
         for link in &parsed.links {
-            let target = link.target.split_whitespace().next().unwrap_or_default();
+            let target = link.text.split_whitespace().next().unwrap_or_default();
             if target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
