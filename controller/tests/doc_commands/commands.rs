@@ -5,8 +5,9 @@ use std::path::Path;
 use couchestor_testsupport::RunDir;
 
 use crate::clap_check::{Binary, Strictness};
-use crate::shell::{self, HOLE, LogicalLine, Vars};
-use crate::{AGENT, CONTROLLER, agent_exe, docs, markdown, synopsis, yaml};
+use crate::markdown::{self, Parsed};
+use crate::shell::{self, HOLE, LogicalLine, Vars, Word};
+use crate::{AGENT, CONTROLLER, agent_exe, docs, synopsis, yaml};
 
 /// One command line found in the documentation.
 struct Found {
@@ -31,6 +32,53 @@ pub fn shell_block(lang: &str) -> Option<Strictness> {
     }
 }
 
+/// A simple command of a file: in a code block (a shell block's variables carry over its
+/// lines) or an inline code span.
+pub struct Simple {
+    /// Line (1-based) of its logical line or span.
+    pub line: usize,
+    /// That logical line or span, as written.
+    pub text: String,
+    /// How a command line found here is checked: `None` outside shell blocks and spans.
+    pub strictness: Option<Strictness>,
+    /// Whether it is an inline code span.
+    pub in_span: bool,
+    /// Its words.
+    pub words: Vec<Word>,
+}
+
+/// The simple commands of every code block and inline code span of a file.
+pub fn simple_commands(parsed: &Parsed) -> Vec<Simple> {
+    let blocks = parsed.blocks.iter().map(|b| {
+        let lines = shell::logical_lines(&b.lines);
+        (shell_block(&b.lang), false, lines)
+    });
+    let spans = parsed.spans.iter().map(|s| {
+        let line = LogicalLine {
+            line: s.line,
+            text: s.text.clone(),
+        };
+        (Some(Strictness::Parse), true, vec![line])
+    });
+    let mut out = Vec::new();
+    for (strictness, in_span, lines) in blocks.chain(spans) {
+        let mut vars = Vars::default();
+        for LogicalLine { line, text } in lines {
+            for words in shell::segments(&text, &mut vars) {
+                let text = text.trim().to_owned();
+                out.push(Simple {
+                    line,
+                    text,
+                    strictness,
+                    in_span,
+                    words,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Every command line of both binaries in one file; a YAML block that does not parse is a
 /// problem.
 fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> {
@@ -40,43 +88,27 @@ fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> 
         if !args.is_empty() {
             found.push(Found {
                 place: format!("{rel}:{line}"),
-                text: text.trim().to_owned(),
+                text: text.to_owned(),
                 bin,
                 args: args.to_vec(),
                 strictness,
             });
         }
     };
-    let mut shell_lines = Vec::new();
-    for block in &parsed.blocks {
-        if matches!(block.lang.as_str(), "yaml" | "yml") {
-            match yaml::commands(&block.lines, &[CONTROLLER, AGENT]) {
-                Ok(commands) => commands.iter().for_each(|c| {
-                    push(c.line, &c.text, c.bin, &c.args, Strictness::Full);
-                }),
-                Err(e) => problems.push(format!("{rel}:{}: {e}", block.fence)),
-            }
-        } else if let Some(strictness) = shell_block(&block.lang) {
-            shell_lines.push((strictness, shell::logical_lines(&block.lines)));
+    for block in parsed.blocks.iter().filter(|b| b.lang == "yaml") {
+        match yaml::commands(&block.lines, &[CONTROLLER, AGENT]) {
+            Ok(commands) => commands.iter().for_each(|c| {
+                push(c.line, &c.text, c.bin, &c.args, Strictness::Full);
+            }),
+            Err(e) => problems.push(format!("{rel}:{}: {e}", block.fence)),
         }
     }
-    shell_lines.extend(parsed.spans.iter().map(|s| {
-        let line = LogicalLine {
-            line: s.line,
-            text: s.text.clone(),
-        };
-        (Strictness::Parse, vec![line])
-    }));
-    for (strictness, lines) in shell_lines {
-        // Variables carry over the lines of a block; a span has only its own.
-        let mut vars = Vars::default();
-        for logical in lines {
-            for words in shell::segments(&logical.text, &mut vars) {
-                for bin in [CONTROLLER, AGENT] {
-                    if let Some(args) = shell::invocation(&words, bin) {
-                        push(logical.line, &logical.text, bin, args, strictness);
-                    }
-                }
+    for simple in simple_commands(&parsed) {
+        for bin in [CONTROLLER, AGENT] {
+            if let Some(strictness) = simple.strictness
+                && let Some(args) = shell::invocation(&simple.words, bin)
+            {
+                push(simple.line, &simple.text, bin, args, strictness);
             }
         }
     }
