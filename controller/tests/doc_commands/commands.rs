@@ -11,6 +11,8 @@ use crate::{AGENT, CONTROLLER, agent_exe, docs, synopsis, yaml};
 
 /// One command line found in the documentation.
 struct Found {
+    /// Its line (1-based).
+    line: usize,
     /// `docs/agent.md:52`.
     place: String,
     /// The line as written (continuations joined).
@@ -87,6 +89,7 @@ fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> 
     let mut push = |line: usize, text: &str, bin, args: &[String], strictness| {
         if !args.is_empty() {
             found.push(Found {
+                line,
                 place: format!("{rel}:{line}"),
                 text: text.to_owned(),
                 bin,
@@ -95,7 +98,11 @@ fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> 
             });
         }
     };
-    for block in parsed.blocks.iter().filter(|b| b.lang == "yaml") {
+    for block in parsed
+        .blocks
+        .iter()
+        .filter(|b| matches!(b.lang.as_str(), "yaml" | "yml"))
+    {
         match yaml::commands(&block.lines, &[CONTROLLER, AGENT]) {
             Ok(commands) => commands.iter().for_each(|c| {
                 push(c.line, &c.text, c.bin, &c.args, Strictness::Full);
@@ -112,6 +119,7 @@ fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> 
             }
         }
     }
+    found.sort_by_key(|f| f.line);
     found
 }
 
@@ -196,7 +204,8 @@ fn documented_commands_parse_with_the_real_binaries() {
     );
 }
 
-/// The checker itself catches what it must: a command that is wrong in each way.
+/// The extraction and the checker catch what they must: command lines that are wrong in each
+/// way, written in each way the documentation writes them.
 #[test]
 fn the_checker_rejects_broken_commands() {
     let scratch = RunDir::new("doc-commands-self").expect("scratch directory");
@@ -212,41 +221,48 @@ fn the_checker_rejects_broken_commands() {
         couchestor-controller explain pvc-1 --no-such-flag\n\
         couchestor-controller simulate --output yaml\n\
         couchestor-controller explain\n\
+        OUT=yaml; kubectl exec pod -- couchestor-controller simulate \\\n\
+        \x20 --output \"$OUT\" 2>&1 | tee out.txt\n\
+        cat <<'EOF'\n\
+        couchestor-controller explian\n\
+        EOF\n\
         ```\n\
-        Prose: `couchestor-controller simulate --scenario SCENARIO [--compare] [--output text|yaml]`.\n";
+        Prose: `couchestor-controller simulate --scenario SCENARIO [--compare] [--output text|yaml]`.\n\
+        \n\
+        ```yaml\n\
+        containers:\n\
+        \x20 - image: registry.example/couchestor-controller:v1\n\
+        \x20   args: [simulate, --output, yaml]\n\
+        ```\n";
+    let invalid_yaml = "error: invalid value 'yaml' for '--output";
+    let expected = [
+        ("doc.md:2", ""),
+        ("doc.md:3", ""),
+        ("doc.md:4", "unrecognized subcommand 'explian'"),
+        ("doc.md:5", "unexpected argument '--no-such-flag'"),
+        ("doc.md:6", invalid_yaml),
+        ("doc.md:7", "missing required 1 positional"),
+        ("doc.md:8", invalid_yaml),
+        (
+            "doc.md:14",
+            "with `simulate --scenario <value> --compare --output yaml`: error: invalid value 'yaml'",
+        ),
+        ("doc.md:19", invalid_yaml),
+    ];
     let mut problems = Vec::new();
     let results: Vec<(String, Result<(), String>)> = commands_in("doc.md", doc, &mut problems)
         .into_iter()
-        .map(|f| {
-            let r = check_found(&controller, &f);
-            (f.place, r)
-        })
+        .map(|f| (f.place.clone(), check_found(&controller, &f)))
         .collect();
-    let summary: Vec<String> = results.iter().map(|(p, r)| format!("{p}: {r:?}")).collect();
-    println!("{}", summary.join("\n"));
-    assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(results.len(), 7, "{summary:#?}");
-    assert!(results[0].1.is_ok() && results[1].1.is_ok(), "{summary:#?}");
-    let error = |i: usize| results[i].1.clone().unwrap_err();
-    assert!(
-        error(2).contains("unrecognized subcommand 'explian'"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(3).contains("unexpected argument '--no-such-flag'"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(4).contains("invalid value 'yaml' for '--output"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(5).contains("missing required 1 positional"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(6).contains("with `simulate --scenario <value> --compare --output yaml`: error: invalid value 'yaml'"),
-        "{summary:#?}"
-    );
-    assert_eq!(results[6].0, "doc.md:9");
+    let summary = format!("{problems:?}\n{results:#?}");
+    println!("{summary}");
+    assert!(problems.is_empty(), "{summary}");
+    assert_eq!(results.len(), expected.len(), "{summary}");
+    for ((place, result), (want_place, want)) in results.iter().zip(expected) {
+        assert_eq!(place, want_place, "{summary}");
+        match result {
+            Ok(()) => assert!(want.is_empty(), "{place} passed: {summary}"),
+            Err(e) => assert!(!want.is_empty() && e.contains(want), "{place}: {summary}"),
+        }
+    }
 }

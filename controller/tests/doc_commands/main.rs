@@ -10,7 +10,9 @@
 //! through `cargo run -p <bin> -- ...`), with quotes, continuations, heredocs, comments and
 //! the block's own variables (`NS=...`, `for sc in ...`) handled like a shell would; in YAML,
 //! `command: [couchestor-agent, health, ...]` and the `args:` of a container whose image is
-//! a binary's; and inline code spans of prose. Placeholders (`<pv-name>`, unset `$VARS`, `$(...)`) are filled with sample values.
+//! a binary's; and inline code spans of prose. Placeholders (`<pv-name>`, unset `$VARS`,
+//! `$(...)`) are filled with sample values. Markdown is read by pulldown-cmark, shell words
+//! by shlex and YAML by serde_yaml_ng; `shell` adds only what a shell does beyond words.
 //! Code-block commands must carry every required argument; prose spans and `text` overview
 //! blocks only have to parse (they name subcommands: "`couchestor-agent nbd serve` exports").
 //! Synopses (`[--flag VALUE]`, `VALUE` metavariables, `a|b`, `...`) are checked for their

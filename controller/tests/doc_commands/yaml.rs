@@ -32,33 +32,18 @@ pub fn commands(
     }
     // `walk` goes in document order, so each key is on the next line that names it.
     let mut from = 0;
-    let mut out = Vec::new();
-    for (key, bin, args) in found {
-        let at = (from..lines.len())
-            .find(|&i| lines[i].1.contains(key))
-            .unwrap_or(from.min(lines.len() - 1));
-        from = at + 1;
-        let text = match key {
-            "command:" => format!("command: [{}, {}]", bin, args.join(", ")),
-            _ => format!("args: {}", args.join(" ")),
-        };
-        let line = lines[at].0;
-        out.push(YamlCommand {
-            line,
-            text,
-            bin,
-            args,
-        });
+    for command in &mut found {
+        let key = command.text.split_inclusive(':').next().unwrap_or_default();
+        let at = (from..lines.len()).find(|&i| lines[i].1.contains(key));
+        command.line = lines[at.unwrap_or(from.min(lines.len() - 1))].0;
+        from = at.map_or(from, |at| at + 1);
     }
-    Ok(out)
+    Ok(found)
 }
 
-/// Collects (key, binary, arguments) from every mapping under `value`, in document order.
-fn walk(
-    value: &Value,
-    bins: &[&'static str],
-    found: &mut Vec<(&'static str, &'static str, Vec<String>)>,
-) {
+/// Collects the command lines of every mapping under `value`, in document order (`line` is
+/// left to the caller).
+fn walk(value: &Value, bins: &[&'static str], found: &mut Vec<YamlCommand>) {
     let map: &Mapping = match value {
         Value::Mapping(map) => map,
         Value::Sequence(items) => return items.iter().for_each(|v| walk(v, bins, found)),
@@ -80,16 +65,23 @@ fn walk(
                 _ => None,
             })
             .collect();
-        for &bin in bins {
-            match (key.as_str(), words.split_first()) {
-                (Some("command"), Some((first, args))) if runs(first, bin) => {
-                    found.push(("command:", bin, args.to_vec()));
-                }
-                (Some("args"), Some(_)) if image == Some(bin) => {
-                    found.push(("args:", bin, words.clone()));
-                }
-                _ => {}
-            }
+        let bin = match (key.as_str(), words.first()) {
+            (Some("command"), Some(first)) => bins.iter().find(|b| runs(first, b)),
+            (Some("args"), Some(_)) => bins.iter().find(|b| image == Some(**b)),
+            _ => None,
+        };
+        if let Some(&bin) = bin {
+            let (text, args) = match key.as_str() {
+                Some("command") => (format!("command: [{}]", words.join(", ")), &words[1..]),
+                _ => (format!("args: {}", words.join(" ")), &words[..]),
+            };
+            let args = args.to_vec();
+            found.push(YamlCommand {
+                line: 0,
+                text,
+                bin,
+                args,
+            });
         }
         walk(value, bins, found);
     }
