@@ -107,7 +107,7 @@ fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> 
             Ok(commands) => commands.iter().for_each(|c| {
                 push(c.line, &c.text, c.bin, &c.args, Strictness::Full);
             }),
-            Err(e) => problems.push(format!("{rel}:{}: {e}", block.fence)),
+            Err((line, e)) => problems.push(format!("{rel}:{line}: {e}")),
         }
     }
     for simple in simple_commands(&parsed) {

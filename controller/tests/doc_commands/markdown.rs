@@ -10,8 +10,6 @@ pub struct Block {
     pub lang: String,
     /// The anchor of the heading the block is under (`with-openssl`).
     pub section: String,
-    /// Line number (1-based) of its opening fence.
-    pub fence: usize,
     /// Line number (1-based) of each content line, with its text.
     pub lines: Vec<(usize, String)>,
 }
@@ -57,7 +55,6 @@ pub fn parse(text: &str) -> Parsed {
                     parsed.blocks.push(Block {
                         lang,
                         section: parsed.anchors.last().cloned().unwrap_or_default(),
-                        fence,
                         lines: (fence + 1..)
                             .zip(content.lines().map(String::from))
                             .collect(),

@@ -19,15 +19,23 @@ pub struct YamlCommand {
     pub args: Vec<String>,
 }
 
-/// The command lines of `bins` in a YAML block (all its documents), or why it does not parse.
+/// The command lines of `bins` in a YAML block (all its documents), or the line where it
+/// does not parse and why.
 pub fn commands(
     lines: &[(usize, String)],
     bins: &[&'static str],
-) -> Result<Vec<YamlCommand>, String> {
+) -> Result<Vec<YamlCommand>, (usize, String)> {
     let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     let mut found = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let value = Value::deserialize(document).map_err(|e| format!("YAML: {e}"))?;
+        let value = Value::deserialize(document).map_err(|e| {
+            let at = e.location().map_or(0, |l| l.line().saturating_sub(1));
+            let line = lines.get(at).map_or(0, |(line, _)| *line);
+            (
+                line,
+                format!("this YAML does not parse: {e} (of the block)"),
+            )
+        })?;
         walk(&value, bins, &mut found);
     }
     // `walk` goes in document order, so each key is on the next line that names it.
