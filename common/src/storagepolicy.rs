@@ -111,8 +111,8 @@ pub struct StoragePolicySpec {
     /// promoted: promotion needs the mean IOPS over this window above the watermark as well,
     /// so a volume that is busy for one hour of a daily cycle does not take NVMe room it would
     /// then hold for a whole cooldown. Between samplingWindow and 72h; defaults to
-    /// cooldownPeriod within those bounds. The controller keeps this history itself (hourly,
-    /// from each heat query); after a controller restart it refills as cycles run.
+    /// cooldownPeriod within those bounds. The controller keeps this history itself, hourly:
+    /// one coarse query over the window when it starts, then every regular heat query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('5m') && duration(self) <= duration('72h')")
         .message("sustainedWindow must be a duration between 5m and 72h, e.g. \"24h\""))]
