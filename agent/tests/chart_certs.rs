@@ -109,6 +109,14 @@ fn the_charts_certificates_and_probe_work_with_the_real_agent() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The chart gives the agent a peer identity for other agents' shard stores, and `serve`
+    // (which builds that client configuration at start and exits if it cannot) runs with it.
+    assert!(
+        args.iter().any(|a| a.starts_with("--peer-cert="))
+            && args.iter().any(|a| a.starts_with("--peer-key=")),
+        "the chart's agents cannot reach other agents' shard stores: {args:?}"
+    );
+    agent.check_alive().unwrap();
 
     // The controller's identity, verifying the server name the controller is configured with.
     let as_client = |dir: &Path| {

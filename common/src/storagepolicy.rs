@@ -16,6 +16,15 @@ use crate::tier::Tier;
 /// strictly positive. CEL's `duration()` accepts exactly what `kube::core::Duration` parses.
 const POSITIVE_DURATION: &str = "duration(self) > duration('0s')";
 
+/// Density watermarks come in pairs (the policy's and each tier's).
+const DENSITY_PAIR: &str = "has(self.highWatermarkIOPSPerTiB) == has(self.lowWatermarkIOPSPerTiB)";
+const DENSITY_PAIR_MESSAGE: &str =
+    "set both highWatermarkIOPSPerTiB and lowWatermarkIOPSPerTiB, or neither";
+/// ... with the low one below the high one.
+const DENSITY_ORDER: &str = "!has(self.lowWatermarkIOPSPerTiB) || !has(self.highWatermarkIOPSPerTiB) || self.lowWatermarkIOPSPerTiB < self.highWatermarkIOPSPerTiB";
+const DENSITY_ORDER_MESSAGE: &str =
+    "lowWatermarkIOPSPerTiB must be lower than highWatermarkIOPSPerTiB";
+
 /// Desired tiering behaviour for the volumes of one StorageClass.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -38,12 +47,8 @@ const POSITIVE_DURATION: &str = "duration(self) > duration('0s')";
 #[x_kube(validation = Rule::new("!has(self.heatHalfLife) || duration(self.heatHalfLife) <= duration(self.samplingWindow)")
     .message("heatHalfLife must not be longer than samplingWindow")
     .field_path(".heatHalfLife"))]
-#[x_kube(validation = Rule::new("has(self.highWatermarkIOPSPerTiB) == has(self.lowWatermarkIOPSPerTiB)")
-    .message("set both highWatermarkIOPSPerTiB and lowWatermarkIOPSPerTiB, or neither")
-    .field_path(".lowWatermarkIOPSPerTiB"))]
-#[x_kube(validation = Rule::new("!has(self.lowWatermarkIOPSPerTiB) || !has(self.highWatermarkIOPSPerTiB) || self.lowWatermarkIOPSPerTiB < self.highWatermarkIOPSPerTiB")
-    .message("lowWatermarkIOPSPerTiB must be lower than highWatermarkIOPSPerTiB")
-    .field_path(".lowWatermarkIOPSPerTiB"))]
+#[x_kube(validation = Rule::new(DENSITY_PAIR).message(DENSITY_PAIR_MESSAGE).field_path(".lowWatermarkIOPSPerTiB"))]
+#[x_kube(validation = Rule::new(DENSITY_ORDER).message(DENSITY_ORDER_MESSAGE).field_path(".lowWatermarkIOPSPerTiB"))]
 #[x_kube(validation = Rule::new("!has(self.sustainedWindow) || duration(self.sustainedWindow) >= duration(self.samplingWindow)")
     .message("sustainedWindow must not be shorter than samplingWindow")
     .field_path(".sustainedWindow"))]
@@ -106,8 +111,8 @@ pub struct StoragePolicySpec {
     /// promoted: promotion needs the mean IOPS over this window above the watermark as well,
     /// so a volume that is busy for one hour of a daily cycle does not take NVMe room it would
     /// then hold for a whole cooldown. Between samplingWindow and 72h; defaults to
-    /// cooldownPeriod within those bounds. The controller keeps this history itself (hourly,
-    /// from each heat query); after a controller restart it refills as cycles run.
+    /// cooldownPeriod within those bounds. The controller keeps this history itself, hourly:
+    /// one coarse query over the window when it starts, then every regular heat query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('5m') && duration(self) <= duration('72h')")
         .message("sustainedWindow must be a duration between 5m and 72h, e.g. \"24h\""))]
@@ -190,12 +195,8 @@ pub struct StoragePolicySpec {
 #[x_kube(validation = Rule::new("!has(self.lowWatermarkIOPS) || !has(self.highWatermarkIOPS) || self.lowWatermarkIOPS < self.highWatermarkIOPS")
     .message("lowWatermarkIOPS must be lower than highWatermarkIOPS")
     .field_path(".lowWatermarkIOPS"))]
-#[x_kube(validation = Rule::new("has(self.highWatermarkIOPSPerTiB) == has(self.lowWatermarkIOPSPerTiB)")
-    .message("set both highWatermarkIOPSPerTiB and lowWatermarkIOPSPerTiB, or neither")
-    .field_path(".lowWatermarkIOPSPerTiB"))]
-#[x_kube(validation = Rule::new("!has(self.lowWatermarkIOPSPerTiB) || !has(self.highWatermarkIOPSPerTiB) || self.lowWatermarkIOPSPerTiB < self.highWatermarkIOPSPerTiB")
-    .message("lowWatermarkIOPSPerTiB must be lower than highWatermarkIOPSPerTiB")
-    .field_path(".lowWatermarkIOPSPerTiB"))]
+#[x_kube(validation = Rule::new(DENSITY_PAIR).message(DENSITY_PAIR_MESSAGE).field_path(".lowWatermarkIOPSPerTiB"))]
+#[x_kube(validation = Rule::new(DENSITY_ORDER).message(DENSITY_ORDER_MESSAGE).field_path(".lowWatermarkIOPSPerTiB"))]
 #[serde(rename_all = "camelCase")]
 pub struct TierSpec {
     /// Tier name: hot (NVMe), warm (SATA) or cold (SATA or the erasure-coded cold tier).

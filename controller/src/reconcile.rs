@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::context::{Context, Error};
 use crate::mover::launch::{self, PolicyMigrations};
+use crate::mover::steer::{self, Assessment};
 use crate::observe::{Observation, observe};
 use crate::status::{ConditionSet, StatusInputs, build_status};
 
@@ -35,6 +36,19 @@ pub struct Decision {
     pub dry_run: bool,
     /// Whether the migration window is open.
     pub window_open: bool,
+    /// How moves would be steered on this Mayastor, or `None` when it could not be assessed
+    /// (Mayastor did not answer).
+    pub steering: Option<Assessment>,
+}
+
+impl Decision {
+    /// Why moves are refused on this Mayastor, if they are.
+    pub fn moves_refused(&self) -> Option<String> {
+        self.steering
+            .as_ref()
+            .filter(|a| a.steering.is_none())
+            .map(|a| a.message.clone())
+    }
 }
 
 /// Observes and decides for one policy. Returns the layout error if the spec is unusable.
@@ -84,12 +98,20 @@ pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<D
         limits,
         now,
     });
+    let steering = match steer::assess(&ctx.hands()).await {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot assess Mayastor steering this cycle");
+            None
+        }
+    };
     Ok(Decision {
         migrations,
         observation,
         plan,
         dry_run: policy.spec.dry_run || ctx.settings.dry_run,
         window_open,
+        steering,
     })
 }
 
@@ -233,6 +255,7 @@ async fn report_transitions(
     d: &Decision,
 ) {
     let unknown = "every volume's state is treated as unknown, nothing is demoted";
+    let refused = d.moves_refused();
     let checks = [
         (
             "MetricsAvailable",
@@ -254,6 +277,13 @@ async fn report_transitions(
             "AgentUnreachable",
             "AgentsRecovered",
             "pools on those nodes keep the media last reported; tiering continues",
+        ),
+        (
+            "MovesSupported",
+            &refused,
+            "UnsupportedMayastorVersion",
+            "MovesSupported",
+            "moves are refused, planning and dry-run reporting continue",
         ),
     ];
     for (cond, error, down, up, consequence) in checks {

@@ -6,6 +6,7 @@ use couchestor_common::{StoragePolicy, StoragePolicyStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::mover::steer::Steering;
 use crate::reconcile::{Decision, planned_moves};
 
 /// Previous conditions, for keeping transition times and detecting transitions.
@@ -185,6 +186,34 @@ pub fn build_status(
                 "AgentUnreachable",
                 format!("{e}; their pools keep the media last reported, tiering continues"),
             ),
+        },
+        match &d.steering {
+            None => cond_with(
+                "MovesSupported",
+                "Unknown",
+                "MayastorUnreachable",
+                "Mayastor did not answer: cannot tell whether moves can be steered".into(),
+            ),
+            Some(a) => match a.steering {
+                Some(how) => cond(
+                    "MovesSupported",
+                    true,
+                    match how {
+                        Steering::PoolCordon => "PoolCordon",
+                        Steering::NodeCordon => "NodeCordon",
+                    },
+                    a.message.clone(),
+                ),
+                None => cond(
+                    "MovesSupported",
+                    false,
+                    "UnsupportedMayastorVersion",
+                    format!(
+                        "{}; moves are refused, planning and dry-run reporting continue",
+                        a.message
+                    ),
+                ),
+            },
         },
     ];
     s

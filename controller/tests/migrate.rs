@@ -208,6 +208,43 @@ async fn a_mayastor_whose_scale_down_cannot_be_steered_is_refused() {
     )
     .await;
     assert!(note.contains("moves are refused"), "{note}");
+    // The policy says so too: a MovesSupported=False condition and a Warning Event on it.
+    let policies = Api::<StoragePolicy>::all(env.client.clone());
+    let moves = eventually(
+        "MovesSupported=False on the policy",
+        30,
+        || async {
+            policies
+                .get("refuse-2-7")
+                .await
+                .ok()
+                .and_then(|p| p.status)
+                .and_then(|s| {
+                    s.conditions
+                        .into_iter()
+                        .find(|c| c.type_ == "MovesSupported")
+                })
+        },
+        |c| c.as_ref().is_some_and(|c| c.status == "False"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moves.reason, "UnsupportedMayastorVersion");
+    assert!(
+        moves
+            .message
+            .contains("moves are refused, planning and dry-run reporting continue"),
+        "{}",
+        moves.message
+    );
+    let note = event_note(
+        &env,
+        "StoragePolicy",
+        "refuse-2-7",
+        "UnsupportedMayastorVersion",
+    )
+    .await;
+    assert!(note.contains("moves are refused"), "{note}");
     assert_eq!(
         env.replica_pools(&env.uuid(7)).await,
         vec!["nvme-0".to_string()]

@@ -98,12 +98,23 @@ pub async fn owner_gone(ctx: &Context, vm: &VolumeMigration) -> Result<bool, Err
 /// Stops a running migration for good (`why` says what cancelled it): removes an unsynced
 /// replica it added, releases its cordons, marks the PV for the cooldown, writes the Aborted
 /// (`Cancelled`) status and reports. Safe to repeat after an error.
+///
+/// Works from a fresh read of the migration, not the watch cache: a cancellation can be
+/// triggered (by the policy's deletion) before the cache has seen the engine's own last status
+/// write, and undoing from a stale status could miss the replica or cordons it recorded.
 pub async fn cancel(
     ctx: &Context,
-    vm: &VolumeMigration,
+    cached: &VolumeMigration,
     saver: &mut impl AsyncSave,
     why: &str,
 ) -> Result<(), Error> {
+    let fresh = api(ctx)
+        .list(&ListParams::default().fields(&format!("metadata.name={}", cached.name_any())))
+        .await?
+        .items
+        .into_iter()
+        .next();
+    let vm = fresh.as_ref().unwrap_or(cached);
     let mut st = vm.status.clone().unwrap_or_default();
     let phase = st.phase.unwrap_or(MigrationPhase::Analyzing);
     let note = undo::drop_unsynced_extra(&ctx.hands(), vm, &mut st).await?;

@@ -5,11 +5,14 @@ use std::path::Path;
 use couchestor_testsupport::RunDir;
 
 use crate::clap_check::{Binary, Strictness};
-use crate::shell::{self, HOLE, Vars};
-use crate::{AGENT, CONTROLLER, agent_exe, docs, markdown, synopsis};
+use crate::markdown::{self, Parsed};
+use crate::shell::{self, HOLE, LogicalLine, Vars, Word};
+use crate::{AGENT, CONTROLLER, agent_exe, docs, synopsis, yaml};
 
 /// One command line found in the documentation.
 struct Found {
+    /// Its line (1-based).
+    line: usize,
     /// `docs/agent.md:52`.
     place: String,
     /// The line as written (continuations joined).
@@ -31,71 +34,92 @@ pub fn shell_block(lang: &str) -> Option<Strictness> {
     }
 }
 
-/// Every command line of both binaries in one file.
-fn commands_in(rel: &str, text: &str) -> Vec<Found> {
+/// A simple command of a file: in a code block (a shell block's variables carry over its
+/// lines) or an inline code span.
+pub struct Simple {
+    /// Line (1-based) of its logical line or span.
+    pub line: usize,
+    /// That logical line or span, as written.
+    pub text: String,
+    /// How a command line found here is checked: `None` outside shell blocks and spans.
+    pub strictness: Option<Strictness>,
+    /// Whether it is an inline code span.
+    pub in_span: bool,
+    /// Its words.
+    pub words: Vec<Word>,
+}
+
+/// The simple commands of every code block and inline code span of a file.
+pub fn simple_commands(parsed: &Parsed) -> Vec<Simple> {
+    let blocks = parsed.blocks.iter().map(|b| {
+        let lines = shell::logical_lines(&b.lines);
+        (shell_block(&b.lang), false, lines)
+    });
+    let spans = parsed.spans.iter().map(|s| {
+        let line = LogicalLine {
+            line: s.line,
+            text: s.text.clone(),
+        };
+        (Some(Strictness::Parse), true, vec![line])
+    });
+    let mut out = Vec::new();
+    for (strictness, in_span, lines) in blocks.chain(spans) {
+        let mut vars = Vars::default();
+        for LogicalLine { line, text } in lines {
+            for words in shell::segments(&text, &mut vars) {
+                let text = text.trim().to_owned();
+                out.push(Simple {
+                    line,
+                    text,
+                    strictness,
+                    in_span,
+                    words,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Every command line of both binaries in one file; a YAML block that does not parse is a
+/// problem.
+fn commands_in(rel: &str, text: &str, problems: &mut Vec<String>) -> Vec<Found> {
     let parsed = markdown::parse(text);
     let mut found = Vec::new();
     let mut push = |line: usize, text: &str, bin, args: &[String], strictness| {
         if !args.is_empty() {
             found.push(Found {
+                line,
                 place: format!("{rel}:{line}"),
-                text: text.trim().to_owned(),
+                text: text.to_owned(),
                 bin,
                 args: args.to_vec(),
                 strictness,
             });
         }
     };
-    for block in &parsed.blocks {
-        if matches!(block.lang.as_str(), "yaml" | "yml") {
-            for (i, (line, content)) in block.lines.iter().enumerate() {
-                if !content.contains('[') {
-                    continue;
-                }
-                let mut joined = String::new();
-                for (_, next) in &block.lines[i..] {
-                    joined.push_str(next);
-                    if next.contains(']') {
-                        break;
-                    }
-                }
-                for bin in [CONTROLLER, AGENT] {
-                    if let Some(args) = shell::yaml_invocation(&joined, bin) {
-                        push(*line, content, bin, &args, Strictness::Full);
-                    }
-                }
-            }
-            for bin in [CONTROLLER, AGENT] {
-                for (line, args) in shell::yaml_container_args(&block.lines, bin) {
-                    let text = format!("args: {}", args.join(" "));
-                    push(line, &text, bin, &args, Strictness::Full);
-                }
-            }
-            continue;
+    for block in parsed
+        .blocks
+        .iter()
+        .filter(|b| matches!(b.lang.as_str(), "yaml" | "yml"))
+    {
+        match yaml::commands(&block.lines, &[CONTROLLER, AGENT]) {
+            Ok(commands) => commands.iter().for_each(|c| {
+                push(c.line, &c.text, c.bin, &c.args, Strictness::Full);
+            }),
+            Err((line, e)) => problems.push(format!("{rel}:{line}: {e}")),
         }
-        let Some(strictness) = shell_block(&block.lang) else {
-            continue;
-        };
-        let mut vars = Vars::default();
-        for logical in shell::logical_lines(&block.lines) {
-            for words in shell::segments(&logical.text, &mut vars) {
-                for bin in [CONTROLLER, AGENT] {
-                    if let Some(args) = shell::invocation(&words, bin) {
-                        push(logical.line, &logical.text, bin, args, strictness);
-                    }
-                }
+    }
+    for simple in simple_commands(&parsed) {
+        for bin in [CONTROLLER, AGENT] {
+            if let Some(strictness) = simple.strictness
+                && let Some(args) = shell::invocation(&simple.words, bin)
+            {
+                push(simple.line, &simple.text, bin, args, strictness);
             }
         }
     }
-    for span in &parsed.spans {
-        for words in shell::segments(&span.text, &mut Vars::default()) {
-            for bin in [CONTROLLER, AGENT] {
-                if let Some(args) = shell::invocation(&words, bin) {
-                    push(span.line, &span.text, bin, args, Strictness::Parse);
-                }
-            }
-        }
-    }
+    found.sort_by_key(|f| f.line);
     found
 }
 
@@ -150,7 +174,7 @@ fn documented_commands_parse_with_the_real_binaries() {
     let mut checked = 0;
     let mut problems = Vec::new();
     for (rel, text) in docs() {
-        for found in commands_in(&rel, &text) {
+        for found in commands_in(&rel, &text, &mut problems) {
             let binary = if found.bin == CONTROLLER {
                 &controller
             } else {
@@ -180,7 +204,8 @@ fn documented_commands_parse_with_the_real_binaries() {
     );
 }
 
-/// The checker itself catches what it must: a command that is wrong in each way.
+/// The extraction and the checker catch what they must: command lines that are wrong in each
+/// way, written in each way the documentation writes them.
 #[test]
 fn the_checker_rejects_broken_commands() {
     let scratch = RunDir::new("doc-commands-self").expect("scratch directory");
@@ -196,39 +221,48 @@ fn the_checker_rejects_broken_commands() {
         couchestor-controller explain pvc-1 --no-such-flag\n\
         couchestor-controller simulate --output yaml\n\
         couchestor-controller explain\n\
+        OUT=yaml; kubectl exec pod -- couchestor-controller simulate \\\n\
+        \x20 --output \"$OUT\" 2>&1 | tee out.txt\n\
+        cat <<'EOF'\n\
+        couchestor-controller explian\n\
+        EOF\n\
         ```\n\
-        Prose: `couchestor-controller simulate --scenario SCENARIO [--compare] [--output text|yaml]`.\n";
-    let results: Vec<(String, Result<(), String>)> = commands_in("doc.md", doc)
+        Prose: `couchestor-controller simulate --scenario SCENARIO [--compare] [--output text|yaml]`.\n\
+        \n\
+        ```yaml\n\
+        containers:\n\
+        \x20 - image: registry.example/couchestor-controller:v1\n\
+        \x20   args: [simulate, --output, yaml]\n\
+        ```\n";
+    let invalid_yaml = "error: invalid value 'yaml' for '--output";
+    let expected = [
+        ("doc.md:2", ""),
+        ("doc.md:3", ""),
+        ("doc.md:4", "unrecognized subcommand 'explian'"),
+        ("doc.md:5", "unexpected argument '--no-such-flag'"),
+        ("doc.md:6", invalid_yaml),
+        ("doc.md:7", "missing required 1 positional"),
+        ("doc.md:8", invalid_yaml),
+        (
+            "doc.md:14",
+            "with `simulate --scenario <value> --compare --output yaml`: error: invalid value 'yaml'",
+        ),
+        ("doc.md:19", invalid_yaml),
+    ];
+    let mut problems = Vec::new();
+    let results: Vec<(String, Result<(), String>)> = commands_in("doc.md", doc, &mut problems)
         .into_iter()
-        .map(|f| {
-            let r = check_found(&controller, &f);
-            (f.place, r)
-        })
+        .map(|f| (f.place.clone(), check_found(&controller, &f)))
         .collect();
-    let summary: Vec<String> = results.iter().map(|(p, r)| format!("{p}: {r:?}")).collect();
-    println!("{}", summary.join("\n"));
-    assert_eq!(results.len(), 7, "{summary:#?}");
-    assert!(results[0].1.is_ok() && results[1].1.is_ok(), "{summary:#?}");
-    let error = |i: usize| results[i].1.clone().unwrap_err();
-    assert!(
-        error(2).contains("unrecognized subcommand 'explian'"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(3).contains("unexpected argument '--no-such-flag'"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(4).contains("invalid value 'yaml' for '--output"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(5).contains("missing required 1 positional"),
-        "{summary:#?}"
-    );
-    assert!(
-        error(6).contains("with `simulate --scenario <value> --compare --output yaml`: error: invalid value 'yaml'"),
-        "{summary:#?}"
-    );
-    assert_eq!(results[6].0, "doc.md:9");
+    let summary = format!("{problems:?}\n{results:#?}");
+    println!("{summary}");
+    assert!(problems.is_empty(), "{summary}");
+    assert_eq!(results.len(), expected.len(), "{summary}");
+    for ((place, result), (want_place, want)) in results.iter().zip(expected) {
+        assert_eq!(place, want_place, "{summary}");
+        match result {
+            Ok(()) => assert!(want.is_empty(), "{place} passed: {summary}"),
+            Err(e) => assert!(!want.is_empty() && e.contains(want), "{place}: {summary}"),
+        }
+    }
 }

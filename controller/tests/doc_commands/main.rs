@@ -10,7 +10,9 @@
 //! through `cargo run -p <bin> -- ...`), with quotes, continuations, heredocs, comments and
 //! the block's own variables (`NS=...`, `for sc in ...`) handled like a shell would; in YAML,
 //! `command: [couchestor-agent, health, ...]` and the `args:` of a container whose image is
-//! a binary's; and inline code spans of prose. Placeholders (`<pv-name>`, unset `$VARS`, `$(...)`) are filled with sample values.
+//! a binary's; and inline code spans of prose. Placeholders (`<pv-name>`, unset `$VARS`,
+//! `$(...)`) are filled with sample values. Markdown is read by pulldown-cmark, shell words
+//! by shlex and YAML by serde_yaml_ng; `shell` adds only what a shell does beyond words.
 //! Code-block commands must carry every required argument; prose spans and `text` overview
 //! blocks only have to parse (they name subcommands: "`couchestor-agent nbd serve` exports").
 //! Synopses (`[--flag VALUE]`, `VALUE` metavariables, `a|b`, `...`) are checked for their
@@ -24,6 +26,7 @@ mod recipe;
 mod references;
 mod shell;
 mod synopsis;
+mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,33 +64,47 @@ fn docs() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The agent binary, built by cargo for this test (the controller's tests only get the
-/// controller's binary from cargo).
+/// The agent binary, built here: cargo gives an integration test only its own package's
+/// binaries (`CARGO_BIN_EXE_*`), and artifact dependencies, which would give the agent's, are
+/// unstable (`-Z bindeps`). The build goes to the target directory, profile and target
+/// triple this test was built with (read off the paths cargo gave it), so that it reuses what
+/// cargo already compiled (the agent library is a dev-dependency) instead of compiling a
+/// second copy elsewhere, and the binary lands next to the controller's.
 fn agent_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                AGENT,
-                "--bin",
-                AGENT,
-                "--message-format=json",
-            ])
+        // <target-dir>[/<triple>]/<profile-dir>/couchestor-controller, <target-dir>/tmp.
+        let bin_dir = Path::new(env!("CARGO_BIN_EXE_couchestor-controller"))
+            .parent()
+            .expect("binary directory");
+        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("target directory");
+        let profile = match bin_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev",
+            Some(name) => name,
+            None => panic!("no profile directory in {}", bin_dir.display()),
+        };
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", AGENT, "--bin", AGENT, "--profile", profile]);
+        cargo.arg("--target-dir").arg(target_dir);
+        let triple_dir = bin_dir.parent().expect("profile directory's parent");
+        if triple_dir != target_dir {
+            cargo
+                .arg("--target")
+                .arg(triple_dir.file_name().expect("target triple"));
+        }
+        let out = cargo
             .current_dir(workspace_root())
             .output()
             .expect("run cargo build");
         assert!(
             out.status.success(),
-            "cargo build -p {AGENT} failed:\n{}",
+            "{cargo:?} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == AGENT)
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the agent executable")
+        let exe = bin_dir.join(AGENT);
+        assert!(exe.is_file(), "{cargo:?} left no {}", exe.display());
+        exe
     })
 }

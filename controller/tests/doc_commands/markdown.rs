@@ -1,28 +1,26 @@
-//! The parts of a Markdown file the checks read: fenced code blocks, inline code spans and
-//! link targets, each with its line number.
+//! The parts of a Markdown file the checks read, as pulldown-cmark parses them (CommonMark
+//! with GitHub's tables): fenced code blocks, inline code spans, link targets and heading
+//! anchors, each with its line number.
+
+use pulldown_cmark::{CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 /// A fenced code block.
 pub struct Block {
     /// The info string's first word (`sh`, `yaml`, ...); empty when there is none.
     pub lang: String,
+    /// The anchor of the heading the block is under (`with-openssl`).
+    pub section: String,
     /// Line number (1-based) of each content line, with its text.
     pub lines: Vec<(usize, String)>,
 }
 
-/// An inline code span (`` `like this` ``) of prose, spaces normalised.
-pub struct Span {
-    /// Line (1-based) where the span starts.
+/// An inline code span (`` `like this` ``), spaces normalised, or a link target, with the
+/// line (1-based) where it starts.
+pub struct Located {
+    /// Line of the span or link.
     pub line: usize,
-    /// Its text.
+    /// The span's text or the link's target as written.
     pub text: String,
-}
-
-/// A Markdown link target (`[text](target)`) of prose.
-pub struct Link {
-    /// Line (1-based) of the link.
-    pub line: usize,
-    /// The target as written.
-    pub target: String,
 }
 
 /// Everything read from one file.
@@ -31,116 +29,92 @@ pub struct Parsed {
     /// Fenced code blocks.
     pub blocks: Vec<Block>,
     /// Inline code spans.
-    pub spans: Vec<Span>,
-    /// Link targets.
-    pub links: Vec<Link>,
-    /// GitHub anchors of the headings (`## Health checks` -> `health-checks`).
+    pub spans: Vec<Located>,
+    /// Link and image targets (e-mail autolinks left out).
+    pub links: Vec<Located>,
+    /// Anchors of the headings, by [`anchor`].
     pub anchors: Vec<String>,
 }
 
-/// Splits `text` into code blocks and prose paragraphs and reads each.
+/// Reads `text`.
 pub fn parse(text: &str) -> Parsed {
+    let line_at = |byte: usize| 1 + text[..byte].matches('\n').count();
     let mut parsed = Parsed::default();
-    let mut fence: Option<(String, Block)> = None;
-    let mut paragraph: Vec<(usize, &str)> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let trimmed = line.trim_start();
-        if let Some((marker, block)) = &mut fence {
-            if trimmed.starts_with(marker.as_str()) && trimmed.trim_matches(['`', '~']).is_empty() {
-                let (_, block) = fence.take().expect("inside a fence");
-                parsed.blocks.push(block);
-            } else {
-                block.lines.push((number, line.to_owned()));
+    // The open fenced block (language, fence line, content) or heading (its text).
+    let mut block: Option<(String, usize, String)> = None;
+    let mut heading: Option<String> = None;
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                let lang = info.split_whitespace().next().unwrap_or_default();
+                block = Some((lang.into(), line_at(range.start), String::new()));
             }
-            continue;
+            Event::End(TagEnd::CodeBlock) => {
+                if let Some((lang, fence, content)) = block.take() {
+                    parsed.blocks.push(Block {
+                        lang,
+                        section: parsed.anchors.last().cloned().unwrap_or_default(),
+                        lines: (fence + 1..)
+                            .zip(content.lines().map(String::from))
+                            .collect(),
+                    });
+                }
+            }
+            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
+            Event::End(TagEnd::Heading(_)) => {
+                let title = heading.take().unwrap_or_default();
+                parsed.anchors.push(anchor(&title, &parsed.anchors));
+            }
+            Event::Text(t) => match (&mut block, &mut heading) {
+                (Some((_, _, content)), _) => content.push_str(&t),
+                (None, Some(title)) => title.push_str(&t),
+                _ => {}
+            },
+            Event::Code(code) => {
+                if let Some(title) = &mut heading {
+                    title.push_str(&code);
+                }
+                let text = code.split_whitespace().collect::<Vec<_>>().join(" ");
+                let line = line_at(range.start);
+                parsed.spans.push(Located { line, text });
+            }
+            Event::Start(
+                Tag::Link {
+                    link_type,
+                    dest_url,
+                    ..
+                }
+                | Tag::Image {
+                    link_type,
+                    dest_url,
+                    ..
+                },
+            ) if link_type != LinkType::Email => parsed.links.push(Located {
+                line: line_at(range.start),
+                text: dest_url.into_string(),
+            }),
+            _ => {}
         }
-        let marker: String = trimmed
-            .chars()
-            .take_while(|&c| c == '`' || c == '~')
-            .collect();
-        if marker.len() >= 3 && marker.chars().all(|c| c == marker.chars().next().unwrap()) {
-            read_paragraph(&paragraph, &mut parsed);
-            paragraph.clear();
-            let lang = trimmed[marker.len()..]
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let block = Block {
-                lang,
-                lines: Vec::new(),
-            };
-            fence = Some((marker, block));
-            continue;
-        }
-        if trimmed.is_empty() {
-            read_paragraph(&paragraph, &mut parsed);
-            paragraph.clear();
-            continue;
-        }
-        let level = trimmed.chars().take_while(|&c| c == '#').count();
-        if (1..=6).contains(&level) && trimmed[level..].starts_with(' ') {
-            parsed.anchors.push(anchor(trimmed[level..].trim()));
-        }
-        paragraph.push((number, line));
     }
-    read_paragraph(&paragraph, &mut parsed);
     parsed
 }
 
-/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens.
-pub fn anchor(title: &str) -> String {
-    title
+/// GitHub's anchor of a heading: lower case, punctuation other than `-` and `_` dropped,
+/// spaces to hyphens, and `-1`, `-2`, ... after a title already in `earlier`.
+pub fn anchor(title: &str, earlier: &[String]) -> String {
+    let slug: String = title
+        .trim()
         .to_lowercase()
         .chars()
         .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
         .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
-}
-
-/// Code spans and links of one paragraph (spans may continue on the next line).
-fn read_paragraph(lines: &[(usize, &str)], parsed: &mut Parsed) {
-    let Some(&(first, _)) = lines.first() else {
-        return;
-    };
-    let text: String = lines.iter().map(|(_, l)| *l).collect::<Vec<_>>().join("\n");
-    let line_at = |byte: usize| first + text[..byte].matches('\n').count();
-    let mut prose = String::new();
-    let mut rest = 0;
-    while let Some(open) = text[rest..].find('`').map(|i| rest + i) {
-        let ticks = text[open..].chars().take_while(|&c| c == '`').count();
-        let after = open + ticks;
-        let closing = "`".repeat(ticks);
-        let close = text[after..]
-            .match_indices(&closing)
-            .map(|(i, _)| after + i)
-            .find(|&i| !text[i + ticks..].starts_with('`'));
-        let Some(close) = close else {
-            break;
-        };
-        prose.push_str(&text[rest..open]);
-        let span = text[after..close].split_whitespace().collect::<Vec<_>>();
-        parsed.spans.push(Span {
-            line: line_at(open),
-            text: span.join(" "),
-        });
-        rest = close + ticks;
-    }
-    prose.push_str(&text[rest..]);
-    // Links in the prose without its code spans; line numbers from the full text.
-    let mut from = 0;
-    while let Some(i) = prose[from..].find("](").map(|i| from + i) {
-        let start = i + 2;
-        let Some(len) = prose[start..].find(')') else {
-            break;
-        };
-        let target = prose[start..start + len].trim().to_owned();
-        let line = text
-            .find(&format!("]({target})"))
-            .map(line_at)
-            .unwrap_or(first);
-        parsed.links.push(Link { line, target });
-        from = start + len;
-    }
+        .collect();
+    (0..)
+        .map(|n| match n {
+            0 => slug.clone(),
+            n => format!("{slug}-{n}"),
+        })
+        .find(|candidate| !earlier.contains(candidate))
+        .expect("an unused anchor")
 }

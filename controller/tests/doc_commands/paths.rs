@@ -59,29 +59,10 @@ pub fn repo_path(word: &str, root: &Path, whole_span: bool) -> Option<String> {
     (names_top_dir || names_top_file).then(|| word.to_owned())
 }
 
-/// True when `path` (relative to `root`, with `*` allowed in its last component) exists.
+/// True when `path` (relative to `root`, a glob pattern: `deploy/crds/*.yaml`) names
+/// something that exists.
 pub fn exists(root: &Path, path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    let Some((dir, pattern)) = path.rsplit_once('/').filter(|(_, p)| p.contains('*')) else {
-        return root.join(path).exists();
-    };
-    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-        return false;
-    };
-    entries
-        .flatten()
-        .any(|e| wildcard(pattern, &e.file_name().to_string_lossy()))
-}
-
-/// `*` matches any run of characters.
-fn wildcard(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, tail)) => {
-            name.starts_with(head)
-                && (0..=name.len() - head.len()).any(|i| {
-                    name.is_char_boundary(head.len() + i) && wildcard(tail, &name[head.len() + i..])
-                })
-        }
-    }
+    let root = glob::Pattern::escape(&root.to_string_lossy());
+    let pattern = format!("{root}/{}", path.trim_end_matches('/'));
+    glob::glob(&pattern).is_ok_and(|mut matches| matches.next().is_some())
 }

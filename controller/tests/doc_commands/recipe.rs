@@ -7,45 +7,35 @@ use std::time::{Duration, Instant};
 use couchestor_testsupport::process::{ChildProcess, free_port};
 use couchestor_testsupport::{RunDir, unavailable, workspace_root};
 
-use crate::{AGENT, agent_exe, shell};
+use crate::shell::{self, Vars};
+use crate::{AGENT, agent_exe, markdown};
 
 /// The `sh` block under `### With openssl` in docs/agent.md, up to the first `kubectl` line
-/// (the Secrets need a cluster), and the `couchestor-agent` lines after it.
+/// (the Secrets need a cluster), and the arguments of its `couchestor-agent check` line.
 fn openssl_recipe() -> (String, Vec<String>) {
     let text = std::fs::read_to_string(workspace_root().join("docs/agent.md"))
         .expect("read docs/agent.md");
-    let section = text
-        .split("### With openssl")
-        .nth(1)
-        .expect("docs/agent.md has a `### With openssl` section");
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("\n```").next())
-        .expect("an sh block in the openssl section");
-    let mut script = String::new();
-    let mut agent_lines = Vec::new();
-    let mut in_agent_part = false;
-    for logical in shell::logical_lines(
-        &block
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.to_owned()))
-            .collect::<Vec<_>>(),
-    ) {
-        in_agent_part |= logical.text.trim_start().starts_with("kubectl");
-        if in_agent_part && logical.text.trim_start().starts_with(AGENT) {
-            agent_lines.push(logical.text.trim().to_owned());
-        }
-    }
-    for line in block.lines() {
-        if line.starts_with("kubectl") {
-            break;
-        }
-        script.push_str(line);
-        script.push('\n');
-    }
-    (script, agent_lines)
+    let parsed = markdown::parse(&text);
+    let block = parsed
+        .blocks
+        .iter()
+        .find(|b| b.section == "with-openssl" && b.lang == "sh")
+        .expect("docs/agent.md has an sh block under `### With openssl`");
+    let script = block
+        .lines
+        .iter()
+        .map(|(_, line)| format!("{line}\n"))
+        .take_while(|line| !line.starts_with("kubectl"))
+        .collect();
+    let check = shell::logical_lines(&block.lines)
+        .iter()
+        .flat_map(|l| shell::segments(&l.text, &mut Vars::default()))
+        .find_map(|words| {
+            let args = shell::invocation(&words, AGENT)?;
+            (args.first()? == "check").then(|| args.to_vec())
+        })
+        .expect("docs/agent.md runs `couchestor-agent check` on the certificates");
+    (script, check)
 }
 
 /// Runs `agent` with `args`; exit code, stdout and stderr.
@@ -68,7 +58,7 @@ fn agent_md_openssl_recipe_gives_certificates_the_chart_probe_and_the_controller
         return unavailable("openssl", e).unwrap_or(());
     }
     let dir = RunDir::new("doc-openssl").expect("scratch directory");
-    let (script, agent_lines) = openssl_recipe();
+    let (script, mut args) = openssl_recipe();
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(dir.path())
@@ -81,11 +71,6 @@ fn agent_md_openssl_recipe_gives_certificates_the_chart_probe_and_the_controller
     );
 
     // The documented `check` line, as written (it reads the files the recipe made).
-    let check = agent_lines
-        .iter()
-        .find(|l| l.starts_with("couchestor-agent check"))
-        .expect("docs/agent.md runs `couchestor-agent check` on the certificates");
-    let mut args: Vec<String> = check.split_whitespace().skip(1).map(String::from).collect();
     args.extend(["--output".into(), "json".into()]);
     let (_, stdout, stderr) = run_agent(&args, dir.path());
     let report: serde_json::Value =

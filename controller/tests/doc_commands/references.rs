@@ -5,9 +5,10 @@ use std::path::Path;
 
 use couchestor_testsupport::workspace_root;
 
-use crate::commands::shell_block;
-use crate::shell::{self, HOLE, Vars};
-use crate::{docs, markdown, paths};
+use crate::commands::simple_commands;
+use crate::markdown::{self, Parsed};
+use crate::shell::HOLE;
+use crate::{docs, paths};
 
 #[test]
 fn documented_make_targets_exist() {
@@ -20,36 +21,19 @@ fn documented_make_targets_exist() {
         .collect();
     let mut checked = 0;
     for (rel, text) in docs() {
-        let parsed = markdown::parse(&text);
-        let mut lines: Vec<(usize, String)> = parsed
-            .spans
-            .iter()
-            .map(|s| (s.line, s.text.clone()))
-            .collect();
-        for block in parsed
-            .blocks
-            .iter()
-            .filter(|b| shell_block(&b.lang).is_some())
-        {
-            lines.extend(
-                shell::logical_lines(&block.lines)
-                    .into_iter()
-                    .map(|l| (l.line, l.text)),
-            );
-        }
-        for (line, text) in lines {
-            for words in shell::segments(&text, &mut Vars::default()) {
-                if words.first().is_none_or(|w| w != "make") {
-                    continue;
-                }
-                for target in words[1..]
-                    .iter()
-                    .filter(|w| !w.starts_with('-') && !w.contains(['=', HOLE]))
-                {
-                    checked += 1;
-                    if !targets.contains(target) {
-                        problems.push(format!("{rel}:{line}: `make {target}`: the Makefile has no target `{target}` (it has: {targets:?})"));
-                    }
+        for simple in simple_commands(&markdown::parse(&text)) {
+            let Some(("make", args)) = simple.words.split_first().map(|(m, a)| (m.as_str(), a))
+            else {
+                continue;
+            };
+            let targets_named = args
+                .iter()
+                .filter(|w| !w.starts_with('-') && !w.contains(['=', HOLE]));
+            for target in targets_named.filter(|_| simple.strictness.is_some()) {
+                checked += 1;
+                if !targets.contains(target) {
+                    let line = simple.line;
+                    problems.push(format!("{rel}:{line}: `make {target}`: the Makefile has no target `{target}` (it has: {targets:?})"));
                 }
             }
         }
@@ -62,34 +46,26 @@ fn documented_make_targets_exist() {
 #[test]
 fn documented_repository_paths_and_links_exist() {
     let root = workspace_root();
-    let docs = docs();
-    let mut anchors = HashMap::new();
-    for (rel, text) in &docs {
-        anchors.insert(rel.clone(), markdown::parse(text).anchors);
-    }
+    let docs: Vec<(String, Parsed)> = docs()
+        .into_iter()
+        .map(|(rel, text)| (rel, markdown::parse(&text)))
+        .collect();
+    let anchors: HashMap<&str, &[String]> = docs
+        .iter()
+        .map(|(rel, parsed)| (rel.as_str(), parsed.anchors.as_slice()))
+        .collect();
     let mut problems = Vec::new();
     let mut checked = 0;
-    for (rel, text) in &docs {
-        let parsed = markdown::parse(text);
-        let mut words: Vec<(usize, String, bool)> = Vec::new();
-        for span in &parsed.spans {
-            let whole = !span.text.contains(' ');
-            words.extend(
-                path_words(&span.text)
-                    .into_iter()
-                    .map(|w| (span.line, w, whole)),
-            );
-        }
-        for block in &parsed.blocks {
-            for logical in shell::logical_lines(&block.lines) {
-                let found = path_words(&logical.text);
-                words.extend(found.into_iter().map(|w| (logical.line, w, false)));
-            }
-        }
-        for (line, word, whole) in words {
-            if let Some(path) = paths::repo_path(&word, &root, whole) {
+    for (rel, parsed) in &docs {
+        for simple in simple_commands(parsed) {
+            let whole = simple.in_span && !simple.text.contains(' ');
+            for word in path_words(&simple.words) {
+                let Some(path) = paths::repo_path(&word, &root, whole) else {
+                    continue;
+                };
                 checked += 1;
                 if !paths::exists(&root, &path) {
+                    let line = simple.line;
                     problems.push(format!(
                         "{rel}:{line}: `{path}` does not exist in the repository"
                     ));
@@ -98,16 +74,15 @@ fn documented_repository_paths_and_links_exist() {
         }
         let dir = Path::new(rel).parent().unwrap_or(Path::new(""));
         for link in &parsed.links {
-            let target = link.target.split_whitespace().next().unwrap_or_default();
+            let target = link.text.as_str();
             if target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
             checked += 1;
             let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
-            let file_rel = if file.is_empty() {
-                rel.clone()
-            } else {
-                normalize(&dir.join(file))
+            let file_rel = match file {
+                "" => rel.clone(),
+                file => normalize(&dir.join(file)),
             };
             if !root.join(&file_rel).exists() {
                 problems.push(format!(
@@ -117,11 +92,14 @@ fn documented_repository_paths_and_links_exist() {
                 continue;
             }
             if !anchor.is_empty() {
-                let known = anchors.get(&file_rel).cloned().unwrap_or_else(|| {
-                    std::fs::read_to_string(root.join(&file_rel))
-                        .map(|t| markdown::parse(&t).anchors)
-                        .unwrap_or_default()
-                });
+                // A Markdown file outside README.md and docs/.
+                let other = || {
+                    let text = std::fs::read_to_string(root.join(&file_rel)).unwrap_or_default();
+                    markdown::parse(&text).anchors
+                };
+                let known = anchors
+                    .get(file_rel.as_str())
+                    .map_or_else(other, |a| a.to_vec());
                 if !known.iter().any(|a| a == anchor) {
                     problems.push(format!(
                         "{rel}:{}: link `{target}`: {file_rel} has no heading #{anchor}",
@@ -136,26 +114,24 @@ fn documented_repository_paths_and_links_exist() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The words of `text` that may name files: all of them (an option's `=value` for
+/// The words of a simple command that may name files: all of them (an option's `=value` for
 /// `--opt=value`), except in `kubectl` commands, whose `deploy/x` and `daemonset/x` are
 /// objects: there only the values of `-f`, `--filename` and `--from-file`.
-fn path_words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for words in shell::segments(text, &mut Vars::default()) {
-        let value = |w: &String| w.rsplit('=').next().unwrap_or(w).to_owned();
-        if words.first().is_some_and(|w| w == "kubectl") {
-            for (i, w) in words.iter().enumerate() {
-                let after_flag =
-                    i > 0 && matches!(words[i - 1].as_str(), "-f" | "--filename" | "-k");
-                if after_flag || w.starts_with("--filename=") || w.starts_with("--from-file=") {
-                    out.push(value(w));
-                }
-            }
-        } else {
-            out.extend(words.iter().map(value));
-        }
+fn path_words(words: &[String]) -> Vec<String> {
+    let value = |w: &String| w.rsplit('=').next().unwrap_or(w).to_owned();
+    if words.first().is_none_or(|w| w != "kubectl") {
+        return words.iter().map(value).collect();
     }
-    out
+    let after_flag =
+        |i: usize| i > 0 && matches!(words[i - 1].as_str(), "-f" | "--filename" | "-k");
+    words
+        .iter()
+        .enumerate()
+        .filter(|&(i, w)| {
+            after_flag(i) || w.starts_with("--filename=") || w.starts_with("--from-file=")
+        })
+        .map(|(_, w)| value(w))
+        .collect()
 }
 
 /// `a/b/../c` as `a/c`, with `/` separators.

@@ -256,16 +256,24 @@ fn alerts_fire_on_their_series() {
                 "input_series": [
                     s(format!("couchestor_agent_ec_shards_missing{{{agt},node=\"n1\",archive=\"a1\"}}"), "1x30"),
                     s(format!("couchestor_agent_ec_shards_missing{{{agt},node=\"n2\",archive=\"a2\"}}"), "2x30"),
-                    s(format!("couchestor_agent_ec_shards_missing{{{agt},node=\"n3\",archive=\"a3\"}}"), "0x30")
+                    s(format!("couchestor_agent_ec_shards_missing{{{agt},node=\"n3\",archive=\"a3\"}}"), "0x30"),
+                    // One shard of a4 lost on each of two nodes: no node sees 2, the archive has.
+                    s(format!("couchestor_agent_ec_shards_missing{{{agt},node=\"n4\",archive=\"a4\"}}"), "1x30"),
+                    s(format!("couchestor_agent_ec_shards_missing{{{agt},node=\"n5\",archive=\"a4\"}}"), "1x30")
                 ],
                 "alert_rule_test": [
                     {"eval_time": "20m", "alertname": "CoucheStorColdTierShardsMissing",
                      "exp_alerts": [
                         {"exp_labels": {"severity": "warning", "node": "n1", "archive": "a1"}},
-                        {"exp_labels": {"severity": "warning", "node": "n2", "archive": "a2"}}
+                        {"exp_labels": {"severity": "warning", "node": "n2", "archive": "a2"}},
+                        {"exp_labels": {"severity": "warning", "node": "n4", "archive": "a4"}},
+                        {"exp_labels": {"severity": "warning", "node": "n5", "archive": "a4"}}
                      ]},
                     {"eval_time": "20m", "alertname": "CoucheStorColdTierRedundancyExhausted",
-                     "exp_alerts": [{"exp_labels": {"severity": "critical", "node": "n2", "archive": "a2"}}]}
+                     "exp_alerts": [
+                        {"exp_labels": {"severity": "critical", "archive": "a2"}},
+                        {"exp_labels": {"severity": "critical", "archive": "a4"}}
+                     ]}
                 ]
             }
         ]
