@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use tracing::{info, warn};
 
 use super::hands::Hands;
-use super::steer::Assessment;
+use super::steer::{self, Assessment};
 use super::steps::{self, AsyncSave, Step};
 use super::undo;
 use crate::context::Error;
@@ -92,6 +92,23 @@ pub async fn step(
         (MigrationPhase::ScalingDown, Some(s)) => steps::scale_down(ctx, vm, st, s, saver).await,
         (MigrationPhase::Completed | MigrationPhase::Aborted, _) => Ok(Step::Wait),
     }
+}
+
+/// Assesses steering, lets `observe` see the verdict (the controller records its conditions
+/// there), then runs the phase's [`step`]: the part of a step between [`begin`] and [`settle`]
+/// that both hosts share. An error is transient: the host retries (see [`transient`]).
+pub async fn assess_and_step(
+    ctx: &Hands<'_>,
+    vm: &VolumeMigration,
+    st: &mut VolumeMigrationStatus,
+    phase: MigrationPhase,
+    timed_out: bool,
+    saver: &mut impl AsyncSave,
+    observe: impl AsyncFnOnce(&mut VolumeMigrationStatus, &Assessment),
+) -> Result<Step, Error> {
+    let assessment = steer::assess(ctx).await?;
+    observe(st, &assessment).await;
+    step(ctx, vm, st, phase, &assessment, timed_out, saver).await
 }
 
 /// Records what a step decided in the status (saving it while the migration keeps running) and

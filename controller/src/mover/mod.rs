@@ -84,22 +84,17 @@ pub async fn reconcile(vm: Arc<VolumeMigration>, ctx: Arc<Context>) -> Result<Ac
     }
     let timed_out = drive::begin(&vm, &mut st, phase, Timestamp::now());
 
-    let assessment = match steer::assess(&hands).await {
-        Ok(a) => a,
-        Err(e) => return retry(&vm, &mut saver, &mut st, e.into()).await,
-    };
-    conditions::record(&ctx, &vm, &mut st, &assessment).await;
-    let step = match drive::step(
+    let stepped = drive::assess_and_step(
         &hands,
         &vm,
         &mut st,
         phase,
-        &assessment,
         timed_out,
         &mut saver,
+        async |st, a| conditions::record(&ctx, &vm, st, a).await,
     )
-    .await
-    {
+    .await;
+    let step = match stepped {
         Ok(step) => step,
         Err(e) => return retry(&vm, &mut saver, &mut st, e).await,
     };

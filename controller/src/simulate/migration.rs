@@ -13,7 +13,6 @@ use crate::context::Error;
 use crate::mover::drive::{self, Settled};
 use crate::mover::finish::{self, Conclusion};
 use crate::mover::hands::Hands;
-use crate::mover::steer;
 use crate::mover::steps::AsyncSave;
 
 /// The status store of one migration: every save replaces it.
@@ -85,26 +84,17 @@ impl Migration {
             saves: &mut self.saves,
         };
         let timed_out = drive::begin(&self.vm, &mut st, phase, now);
-        let assessment = match steer::assess(hands).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.retries += 1;
-                return drive::transient(&self.vm, &mut saver, &mut st, e.into())
-                    .await
-                    .map(Stepped::Again);
-            }
-        };
-        let step = match drive::step(
+        let stepped = drive::assess_and_step(
             hands,
             &self.vm,
             &mut st,
             phase,
-            &assessment,
             timed_out,
             &mut saver,
+            async |_, _| {},
         )
-        .await
-        {
+        .await;
+        let step = match stepped {
             Ok(step) => step,
             Err(e) => {
                 self.retries += 1;
