@@ -69,6 +69,7 @@ fn main() {
                 last_move: (rng.next() < 0.1).then_some(now - 3600),
                 pinned: None,
                 migrating: false,
+                nodes: Vec::new(),
             })
             .collect();
         let total: u64 = volumes
@@ -80,11 +81,13 @@ fn main() {
                 tier: Tier::Hot,
                 capacity_bytes: total / 5,
                 used_bytes: total / 6,
+                pools: None,
             },
             TierCapacity {
                 tier: Tier::Cold,
                 capacity_bytes: total * 2,
                 used_bytes: total,
+                pools: None,
             },
         ];
         let boundaries = [Boundary::iops(100.0, 10.0)];

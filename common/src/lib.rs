@@ -8,6 +8,7 @@ pub mod layout;
 pub mod media;
 pub mod migration;
 pub mod plan;
+pub mod room;
 pub mod storagepolicy;
 pub mod tier;
 pub mod window;

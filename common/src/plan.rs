@@ -17,7 +17,8 @@
 //!    density below its own demotes.
 //! 4. Cooldown: a volume moved less than `cooldown` ago stays.
 //! 5. Capacity: a tier is never filled past `100 - headroom` percent, counting every move
-//!    already planned. Promotions go densest first (IOPS per GiB); when the target is full, a
+//!    already planned; when the backend reports its pools, the replicas must also fit on pools
+//!    of distinct nodes ([`crate::room`]). Promotions go densest first (IOPS per GiB); when the target is full, a
 //!    resident volume at most half as dense, itself below the promotion threshold, is demoted
 //!    to make room in a later cycle.
 //! 6. Concurrency and the migration window gate which planned moves start now.
@@ -26,6 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use crate::heat::Heat;
+use crate::room::{self, PoolRoom};
 use crate::tier::Tier;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -53,6 +55,9 @@ pub struct Volume {
     pub pinned: Option<Tier>,
     /// A migration of this volume is in progress.
     pub migrating: bool,
+    /// io-engine nodes holding its replicas (empty when unknown): a move's first new replica
+    /// goes on another node.
+    pub nodes: Vec<String>,
 }
 
 impl Volume {
@@ -87,6 +92,9 @@ pub struct TierCapacity {
     pub capacity_bytes: u64,
     /// Bytes already used (including replicas of in-flight moves).
     pub used_bytes: u64,
+    /// Room on each of the tier's pools, when the backend reports pools; `None` checks the
+    /// tier total only.
+    pub pools: Option<Vec<PoolRoom>>,
 }
 
 /// Watermarks between a tier and the next colder one.
@@ -266,6 +274,18 @@ pub enum HoldReason {
         /// Bytes free below the headroom.
         free: u64,
     },
+    /// Wants to move; the tier has room in total, but no set of its pools can take the
+    /// replicas (one pool per replica, on distinct nodes, the first on a node without one).
+    NoPoolRoom {
+        /// Target tier.
+        to: Tier,
+        /// Bytes one replica needs.
+        replica_bytes: u64,
+        /// Replicas to place.
+        replicas: u8,
+        /// The most room on one pool of a node without a replica.
+        largest_free: u64,
+    },
     /// Wants to move; all migration slots are taken.
     ConcurrencyLimit {
         /// Target tier.
@@ -393,7 +413,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         h(a).total_cmp(&h(b)).then(a.vol.name.cmp(&b.vol.name))
     });
 
-    let mut free: HashMap<Tier, i128> = input
+    let free: HashMap<Tier, i128> = input
         .tiers
         .iter()
         .map(|t| {
@@ -403,6 +423,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
             (t.tier, usable - t.used_bytes as i128)
         })
         .collect();
+    let mut free = Free {
+        bytes: free,
+        rooms: input
+            .tiers
+            .iter()
+            .filter_map(|t| Some((t.tier, t.pools.clone()?)))
+            .collect(),
+    };
     let mut accepted: Vec<Candidate> = Vec::new();
     let mut taken: HashSet<&str> = HashSet::new();
     for c in pinned {
@@ -415,7 +443,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut evictions = Vec::new();
     for c in promotions {
         let need = c.vol.footprint() as i128;
-        let shortfall = need - free.get(&c.to).copied().unwrap_or(0);
+        let shortfall = need - free.bytes.get(&c.to).copied().unwrap_or(0);
         if shortfall > 0 {
             // Full: demote residents half as dense or less, not hot themselves, first.
             for v in residents.evict(c.to, c.vol.density(), shortfall) {
@@ -478,25 +506,45 @@ pub fn plan(input: &Input<'_>) -> Plan {
     out
 }
 
-/// Books the candidate's footprint on its target tier, or records why it cannot move.
-fn reserve<'v>(
-    c: Candidate<'v>,
-    free: &mut HashMap<Tier, i128>,
-    out: &mut Plan,
-) -> Option<Candidate<'v>> {
-    let f = free.entry(c.to).or_insert(0);
+/// What is left on each tier during planning.
+struct Free {
+    /// Bytes below the headroom.
+    bytes: HashMap<Tier, i128>,
+    /// Room per pool, for the tiers whose pools are known.
+    rooms: HashMap<Tier, Vec<PoolRoom>>,
+}
+
+/// Books the candidate's footprint on its target tier (and its replicas on the tier's pools,
+/// when known), or records why it cannot move.
+fn reserve<'v>(c: Candidate<'v>, free: &mut Free, out: &mut Plan) -> Option<Candidate<'v>> {
+    let f = free.bytes.entry(c.to).or_insert(0);
     let need = c.vol.footprint() as i128;
-    if *f >= need {
-        *f -= need;
-        return Some(c);
-    }
-    out.holds.push(Hold {
-        volume: c.vol.name.clone(),
-        reason: HoldReason::NoCapacity {
+    let reason = if *f < need {
+        HoldReason::NoCapacity {
             to: c.to,
             needed: need as u64,
             free: (*f).max(0) as u64,
-        },
+        }
+    } else {
+        let booked = free.rooms.get_mut(&c.to).map_or(Ok(()), |pools| {
+            room::book(pools, c.vol.size_bytes, c.vol.replicas, &c.vol.nodes)
+        });
+        match booked {
+            Ok(()) => {
+                *f -= need;
+                return Some(c);
+            }
+            Err(e) => HoldReason::NoPoolRoom {
+                to: c.to,
+                replica_bytes: e.replica_bytes,
+                replicas: e.replicas,
+                largest_free: e.largest_free,
+            },
+        }
+    };
+    out.holds.push(Hold {
+        volume: c.vol.name.clone(),
+        reason,
     });
     None
 }
@@ -664,6 +712,17 @@ impl fmt::Display for HoldReason {
                     *free as f64 / GIB
                 )
             }
+            HoldReason::NoPoolRoom {
+                to,
+                replica_bytes,
+                replicas,
+                largest_free,
+            } => write!(
+                f,
+                "tier {to} has room in total, but no {replicas} pool(s) on distinct nodes can take a {:.1} GiB replica each (most room on a node without one: {:.1} GiB)",
+                *replica_bytes as f64 / GIB,
+                *largest_free as f64 / GIB
+            ),
             HoldReason::ConcurrencyLimit { to } => {
                 write!(f, "would move to {to}; all migration slots are busy")
             }

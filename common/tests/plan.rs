@@ -18,6 +18,7 @@ fn vol(name: &str, gib: u64, heat: Option<f64>, tier: couchestor_common::Tier) -
         last_move: None,
         pinned: None,
         migrating: false,
+        nodes: Vec::new(),
     }
 }
 
@@ -38,11 +39,13 @@ fn two_tiers(hot_cap_gib: u64, hot_used_gib: u64) -> Vec<TierCapacity> {
             tier: Hot,
             capacity_bytes: hot_cap_gib * GIB,
             used_bytes: hot_used_gib * GIB,
+            pools: None,
         },
         TierCapacity {
             tier: Cold,
             capacity_bytes: 100_000 * GIB,
             used_bytes: 0,
+            pools: None,
         },
     ]
 }
@@ -186,6 +189,59 @@ fn never_plans_into_a_full_tier_and_fills_densest_first() {
 }
 
 #[test]
+fn a_move_needs_a_pool_with_room_not_just_room_in_the_tier() {
+    use couchestor_common::room::PoolRoom;
+    let room = |node: &str, gib: u64| PoolRoom {
+        node: node.into(),
+        free_bytes: gib * GIB,
+    };
+    // 1000 GiB hot tier, 90 GiB free below headroom in total, spread over three pools; the
+    // volumes' replicas are on node c (its SATA pool).
+    let mut tiers = two_tiers(1000, 810);
+    tiers[0].pools = Some(vec![room("a", 30), room("b", 50), room("c", 100)]);
+    let on_c = |name: &str, gib: u64, heat: f64| Volume {
+        nodes: vec!["c".into()],
+        ..vol(name, gib, Some(heat), Cold)
+    };
+    // 60 GiB fits the total, but only node c's pool has 60 GiB and c holds the replica.
+    let big = on_c("big", 60, 9000.0);
+    // 40 GiB fits on node b's pool.
+    let small = on_c("small", 40, 5000.0);
+    // Then b has 10 GiB left and a 30: another 40 GiB volume fits the total (50 GiB) only.
+    let late = on_c("late", 40, 4000.0);
+    let p = run(&[big, small, late], &tiers, limits());
+    assert_eq!(moved(&p), vec![("small", Hot)]);
+    assert_eq!(
+        hold_of(&p, "big"),
+        &HoldReason::NoPoolRoom {
+            to: Hot,
+            replica_bytes: 60 * GIB,
+            replicas: 1,
+            largest_free: 50 * GIB,
+        }
+    );
+    assert!(
+        matches!(hold_of(&p, "late"), HoldReason::NoPoolRoom { largest_free, .. } if *largest_free == 30 * GIB),
+        "{:?}",
+        hold_of(&p, "late")
+    );
+    assert!(
+        hold_of(&p, "big")
+            .to_string()
+            .contains("no 1 pool(s) on distinct nodes")
+    );
+    // Without per-pool figures (pools: None) only the total counts: both fit it (the denser,
+    // small, first).
+    tiers[0].pools = None;
+    let p = run(
+        &[on_c("big", 60, 9000.0), on_c("small", 20, 5000.0)],
+        &tiers,
+        limits(),
+    );
+    assert_eq!(moved(&p), vec![("small", Hot), ("big", Hot)]);
+}
+
+#[test]
 fn replicas_count_towards_the_footprint() {
     let mut v = vol("three-copies", 20, Some(5000.0), Cold);
     v.replicas = 3;
@@ -284,16 +340,19 @@ fn three_tiers_move_across_two_boundaries() {
             tier: Hot,
             capacity_bytes: 1000 * GIB,
             used_bytes: 0,
+            pools: None,
         },
         TierCapacity {
             tier: Warm,
             capacity_bytes: 1000 * GIB,
             used_bytes: 0,
+            pools: None,
         },
         TierCapacity {
             tier: Cold,
             capacity_bytes: 1000 * GIB,
             used_bytes: 0,
+            pools: None,
         },
     ];
     let b = [Boundary::iops(1000.0, 200.0), Boundary::iops(100.0, 10.0)];

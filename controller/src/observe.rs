@@ -7,6 +7,7 @@ use std::time::Duration;
 use couchestor_common::heat::{Heat, default_half_life};
 use couchestor_common::layout::TierLayout;
 use couchestor_common::plan::{TierCapacity, Volume};
+use couchestor_common::room::PoolRoom;
 use couchestor_common::{StoragePolicy, Tier};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::ResourceExt;
@@ -178,6 +179,7 @@ pub async fn observe(
                 last_move: last_migration(&pv),
                 pinned: pvc.as_ref().and_then(force_tier),
                 migrating: migrating.contains(&name),
+                nodes: ms.map(replica_nodes).unwrap_or_default(),
             },
             claim: pvc
                 .as_ref()
@@ -246,6 +248,7 @@ pub fn tier_capacities(
             tier: *t,
             capacity_bytes: 0,
             used_bytes: 0,
+            pools: Some(Vec::new()),
         })
         .collect();
     let mut by_tier: HashMap<Tier, Vec<String>> = HashMap::new();
@@ -257,14 +260,24 @@ pub fn tier_capacities(
         let (Some(state), Some(c)) = (&p.state, caps.iter_mut().find(|c| c.tier == tier)) else {
             continue;
         };
+        let online = state.status.as_str() == "Online";
         c.capacity_bytes += state.capacity;
-        c.used_bytes += if state.status.as_str() == "Online" {
-            state.used
-        } else {
-            state.capacity
-        };
+        c.used_bytes += if online { state.used } else { state.capacity };
+        c.pools.get_or_insert_default().push(PoolRoom {
+            node: state.node.clone(),
+            free_bytes: if online { state.free() } else { 0 },
+        });
     }
     (caps, by_tier)
+}
+
+/// The nodes holding a Mayastor volume's replicas.
+pub fn replica_nodes(v: &MsVolume) -> Vec<String> {
+    v.state
+        .replica_topology
+        .values()
+        .filter_map(|r| r.node.clone())
+        .collect()
 }
 
 fn last_migration(pv: &PersistentVolume) -> Option<i64> {

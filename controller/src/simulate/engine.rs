@@ -35,7 +35,7 @@ use crate::mayastor::model::{Pool, Volume as MsVolume};
 use crate::mover::drive::ERROR_BACKOFF;
 use crate::mover::hands::Hands;
 use crate::mover::launch;
-use crate::observe::tier_capacities;
+use crate::observe::{replica_nodes, tier_capacities};
 
 /// The StoragePolicy name the simulated migrations carry.
 const POLICY: &str = "simulate";
@@ -385,6 +385,7 @@ impl Engine {
                     last_move: v.last_move.max(self.last_abort[i]),
                     pinned: None,
                     migrating: migrating.contains(&i),
+                    nodes: ms.map(replica_nodes).unwrap_or_default(),
                 }
             })
             .collect();

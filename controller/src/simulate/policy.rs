@@ -240,6 +240,7 @@ pub fn couchestor(
             last_move: v.last_move,
             pinned: None,
             migrating: v.in_flight.is_some(),
+            nodes: Vec::new(),
         })
         .collect();
     let tiers: Vec<TierCapacity> = cluster
@@ -249,6 +250,7 @@ pub fn couchestor(
             tier,
             capacity_bytes,
             used_bytes: cluster.used_bytes(tier),
+            pools: None,
         })
         .collect();
     decide(&volumes, &tiers, wm, cfg, cluster.active_migrations(), now)
