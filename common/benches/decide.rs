@@ -70,6 +70,7 @@ fn main() {
                 pinned: None,
                 migrating: false,
                 nodes: Vec::new(),
+                split: None,
             })
             .collect();
         let total: u64 = volumes

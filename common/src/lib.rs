@@ -9,6 +9,7 @@ pub mod media;
 pub mod migration;
 pub mod plan;
 pub mod room;
+pub mod split;
 pub mod storagepolicy;
 pub mod tier;
 pub mod window;

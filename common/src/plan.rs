@@ -8,7 +8,9 @@
 //! Rules, in order:
 //! 1. Nothing moves on a disabled policy, while a volume is already migrating, or when its heat
 //!    or current tier is unknown (missing metrics are never "cold").
-//! 2. A `couchestor.io/force-tier` pin wins over heat and cooldown.
+//! 2. A `couchestor.io/force-tier` pin wins over heat and cooldown. A volume left on two tiers
+//!    by an interrupted move is consolidated on one: its pin, else the tier hysteresis picks as
+//!    if it were on the interrupted move's target (in band, that move is finished).
 //! 3. Hysteresis: promote when both the decayed and the sustained heat are above
 //!    `promote_above` (the sustained figure is the smaller of the window's median and the mean
 //!    over the policy's sustained window, so neither a short burst nor one busy hour of a
@@ -28,6 +30,7 @@ use std::fmt;
 
 use crate::heat::Heat;
 use crate::room::{self, PoolRoom};
+use crate::split::Split;
 use crate::tier::Tier;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -58,6 +61,9 @@ pub struct Volume {
     /// io-engine nodes holding its replicas (empty when unknown): a move's first new replica
     /// goes on another node.
     pub nodes: Vec<String>,
+    /// Set (with `tier: None`) when its replicas span several tiers after a move CoucheStor
+    /// started was interrupted: the engine consolidates it on one tier ([`crate::split`]).
+    pub split: Option<Split>,
 }
 
 impl Volume {
@@ -231,6 +237,11 @@ pub enum MoveReason {
     },
     /// Forced by the PVC annotation.
     Pinned,
+    /// Its replicas span several tiers after an interrupted move; the move places the rest.
+    Consolidate {
+        /// Target tier of the interrupted move.
+        interrupted_to: Tier,
+    },
 }
 
 /// What a watermark measures.
@@ -331,6 +342,8 @@ struct Candidate<'v> {
     vol: &'v Volume,
     from: Tier,
     to: Tier,
+    /// Replicas the move places on `to`.
+    place: u8,
     reason: MoveReason,
 }
 
@@ -346,6 +359,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let order: Vec<Tier> = input.tiers.iter().map(|t| t.tier).collect();
     let index = |t: Tier| order.iter().position(|&x| x == t);
 
+    // Pins and consolidations: booked before the heat-driven moves.
     let mut pinned = Vec::new();
     let mut promotions = Vec::new();
     let mut demotions = Vec::new();
@@ -359,7 +373,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
             continue;
         }
         let Some((from, at)) = v.tier.and_then(|t| Some((t, index(t)?))) else {
-            hold(&mut out, v, HoldReason::UnknownTier);
+            match v.split.as_ref().map(|s| consolidation(v, s, input, &order)) {
+                Some(Ok(c)) => pinned.push(c),
+                Some(Err(reason)) => hold(&mut out, v, reason),
+                None => hold(&mut out, v, HoldReason::UnknownTier),
+            }
             continue;
         };
         if let Some(p) = v.pinned.filter(|p| index(*p).is_some()) {
@@ -370,6 +388,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                     vol: v,
                     from,
                     to: p,
+                    place: v.replicas.max(1),
                     reason: MoveReason::Pinned,
                 });
             }
@@ -393,6 +412,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             vol: v,
             from,
             to: order[target],
+            place: v.replicas.max(1),
             reason,
         };
         if target < at {
@@ -452,6 +472,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                     vol: v,
                     from: c.to,
                     to: order[index(c.to).unwrap_or(0) + 1],
+                    place: v.replicas.max(1),
                     reason: MoveReason::Evicted {
                         for_volume: c.vol.name.clone(),
                     },
@@ -518,7 +539,7 @@ struct Free {
 /// when known), or records why it cannot move.
 fn reserve<'v>(c: Candidate<'v>, free: &mut Free, out: &mut Plan) -> Option<Candidate<'v>> {
     let f = free.bytes.entry(c.to).or_insert(0);
-    let need = c.vol.footprint() as i128;
+    let need = c.vol.size_bytes.saturating_mul(u64::from(c.place)) as i128;
     let reason = if *f < need {
         HoldReason::NoCapacity {
             to: c.to,
@@ -527,7 +548,7 @@ fn reserve<'v>(c: Candidate<'v>, free: &mut Free, out: &mut Plan) -> Option<Cand
         }
     } else {
         let booked = free.rooms.get_mut(&c.to).map_or(Ok(()), |pools| {
-            room::book(pools, c.vol.size_bytes, c.vol.replicas, &c.vol.nodes)
+            room::book(pools, c.vol.size_bytes, c.place, &c.vol.nodes)
         });
         match booked {
             Ok(()) => {
@@ -547,6 +568,39 @@ fn reserve<'v>(c: Candidate<'v>, free: &mut Free, out: &mut Plan) -> Option<Cand
         reason,
     });
     None
+}
+
+/// Where a volume split across tiers by an interrupted move goes: its pin, else the tier
+/// hysteresis picks as if it were on the interrupted move's target. Unknown heat and the
+/// cooldown hold it (a pin wins over the cooldown), as for any volume.
+fn consolidation<'v>(
+    v: &'v Volume,
+    split: &Split,
+    input: &Input<'_>,
+    order: &[Tier],
+) -> Result<Candidate<'v>, HoldReason> {
+    let index = |t: Tier| order.iter().position(|&x| x == t);
+    let at = index(split.interrupted_to).ok_or(HoldReason::UnknownTier)?;
+    let to = match v.pinned.filter(|p| index(*p).is_some()) {
+        Some(p) => p,
+        None => {
+            let heat = v.heat.iops().ok_or(HoldReason::UnknownHeat)?;
+            if let Some(remaining_secs) = cooldown_left(v, input) {
+                return Err(HoldReason::Cooldown { remaining_secs });
+            }
+            let promote_heat = v.sustained.map_or(heat, |s| s.min(heat));
+            order[hysteresis(input.boundaries, at, promote_heat, heat, v.size_bytes).0]
+        }
+    };
+    Ok(Candidate {
+        vol: v,
+        from: split.main_other(to).ok_or(HoldReason::UnknownTier)?,
+        to,
+        place: split.off(to),
+        reason: MoveReason::Consolidate {
+            interrupted_to: split.interrupted_to,
+        },
+    })
 }
 
 /// Target tier index by hysteresis around the current index, and the reason if it differs.
@@ -679,6 +733,10 @@ impl fmt::Display for MoveReason {
                 write!(f, "making room for the denser volume {for_volume}")
             }
             MoveReason::Pinned => f.write_str("pinned by the couchestor.io/force-tier annotation"),
+            MoveReason::Consolidate { interrupted_to } => write!(
+                f,
+                "replicas on several tiers after an interrupted move to {interrupted_to}: placing the rest"
+            ),
         }
     }
 }

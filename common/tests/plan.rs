@@ -19,6 +19,7 @@ fn vol(name: &str, gib: u64, heat: Option<f64>, tier: couchestor_common::Tier) -
         pinned: None,
         migrating: false,
         nodes: Vec::new(),
+        split: None,
     }
 }
 
@@ -239,6 +240,71 @@ fn a_move_needs_a_pool_with_room_not_just_room_in_the_tier() {
         limits(),
     );
     assert_eq!(moved(&p), vec![("small", Hot), ("big", Hot)]);
+}
+
+#[test]
+fn a_volume_split_by_an_interrupted_move_is_consolidated() {
+    use couchestor_common::split::Split;
+    // Three replicas, 20 GiB each; a demotion to Cold stopped after replacing one of them.
+    let split = |name: &str, heat: Option<f64>| Volume {
+        replicas: 3,
+        tier: None,
+        split: Split::after_abort(&[Some(Cold), Some(Hot), Some(Hot)], Cold),
+        last_move: Some(NOW - 2 * 86_400),
+        ..vol(name, 20, heat, Cold)
+    };
+    let in_band = split("in-band", Some(500.0));
+    let hot_again = split("hot-again", Some(1500.0));
+    let no_metrics = split("no-metrics", None);
+    let recent = Volume {
+        last_move: Some(NOW - 3600),
+        ..split("recent", Some(50.0))
+    };
+    // Split, but not by CoucheStor: left alone.
+    let foreign = Volume {
+        tier: None,
+        ..vol("foreign", 20, Some(50.0), Cold)
+    };
+    // 45 GiB free on Hot below headroom: the two replicas Cold still holds (40 GiB) fit, all
+    // three (60 GiB) would not.
+    let p = run(
+        &[in_band, hot_again, no_metrics, recent, foreign],
+        &two_tiers(100, 45),
+        limits(),
+    );
+    let m = |v: &str| p.decision(v).unwrap().expect("moves").clone();
+    // In band: the interrupted demotion is finished (two replicas still to place on Cold).
+    assert_eq!((m("in-band").from, m("in-band").to), (Hot, Cold));
+    assert_eq!(
+        m("in-band").reason,
+        MoveReason::Consolidate {
+            interrupted_to: Cold
+        }
+    );
+    // Hot again: consolidated on Hot instead, where one replica is missing.
+    assert_eq!((m("hot-again").from, m("hot-again").to), (Cold, Hot));
+    assert!(
+        m("hot-again")
+            .reason
+            .to_string()
+            .contains("interrupted move to cold")
+    );
+    assert_eq!(hold_of(&p, "no-metrics"), &HoldReason::UnknownHeat);
+    assert!(matches!(hold_of(&p, "recent"), HoldReason::Cooldown { .. }));
+    assert_eq!(hold_of(&p, "foreign"), &HoldReason::UnknownTier);
+
+    // Only the missing replicas are booked: with 15 GiB free on Hot, one 20 GiB replica does
+    // not fit, and the hold says 20 GiB (not 60).
+    let p = run(
+        &[split("hot-again", Some(1500.0))],
+        &two_tiers(100, 75),
+        limits(),
+    );
+    assert!(
+        matches!(hold_of(&p, "hot-again"), HoldReason::NoCapacity { needed, .. } if *needed == 20 * GIB),
+        "{:?}",
+        hold_of(&p, "hot-again")
+    );
 }
 
 #[test]

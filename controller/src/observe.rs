@@ -33,6 +33,8 @@ pub struct Watched {
     pub claim: Option<(String, String)>,
     /// Pools holding the replicas.
     pub pools: Vec<String>,
+    /// The tier of each replica's pool (`None`: no pool, or a pool in no tier).
+    pub replica_tiers: Vec<Option<Tier>>,
     /// Mayastor volume UUID (the PV's CSI volumeHandle).
     pub volume_id: Option<String>,
 }
@@ -180,11 +182,23 @@ pub async fn observe(
                 pinned: pvc.as_ref().and_then(force_tier),
                 migrating: migrating.contains(&name),
                 nodes: ms.map(replica_nodes).unwrap_or_default(),
+                // Set by the caller, which knows the migrations.
+                split: None,
             },
             claim: pvc
                 .as_ref()
                 .map(|c| (c.namespace().unwrap_or_default(), c.name_any())),
             pools: pools_of,
+            replica_tiers: ms.map_or_else(Vec::new, |v| {
+                v.state
+                    .replica_topology
+                    .values()
+                    .map(|r| {
+                        let labels = pool_labels.get(r.pool.as_deref()?)?;
+                        layout.classify(labels)
+                    })
+                    .collect()
+            }),
             volume_id: handle,
         });
     }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use couchestor_common::layout::TierLayout;
 use couchestor_common::plan::{self, HoldReason, Input, Limits, Plan};
+use couchestor_common::split::Split;
 use couchestor_common::storagepolicy::{PlannedMove, PolicyPhase};
 use couchestor_common::window::Window;
 use couchestor_common::{StoragePolicy, StoragePolicyStatus, Tier};
@@ -69,6 +70,12 @@ pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<D
     for w in &mut observation.volumes {
         if let Some(&aborted) = summary.last_abort.get(&w.engine.name) {
             w.engine.last_move = Some(w.engine.last_move.map_or(aborted, |t| t.max(aborted)));
+        }
+        // Replicas on several tiers after this volume's last move was aborted: consolidate.
+        if w.engine.tier.is_none()
+            && let Some(&to) = summary.last_abort_to.get(&w.engine.name)
+        {
+            w.engine.split = Split::after_abort(&w.replica_tiers, to);
         }
     }
     let volumes: Vec<_> = observation

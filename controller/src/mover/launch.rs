@@ -32,6 +32,9 @@ pub struct Summary {
     /// `storage.billyronks.io/migration-cancelled` annotation) migration ended (Unix seconds):
     /// retried only after the policy's cooldown, like a completed move.
     pub last_abort: HashMap<String, i64>,
+    /// Per PV, the target tier of its newest aborted migration: where a move that stopped
+    /// part-way was going ([`couchestor_common::split`]).
+    pub last_abort_to: HashMap<String, couchestor_common::Tier>,
     /// Migrations in progress across all policies.
     pub active_total: u32,
     /// Per policy: in progress, completed, aborted, and the newest finished ones first.
@@ -77,7 +80,10 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
                 .last_abort
                 .entry(vm.spec.volume.clone())
                 .or_insert(i64::MIN);
-            *e = (*e).max(t.0.as_second());
+            if t.0.as_second() >= *e {
+                *e = t.0.as_second();
+                s.last_abort_to.insert(vm.spec.volume.clone(), vm.spec.to);
+            }
         }
         if phase.is_some_and(MigrationPhase::is_terminal) {
             finished.entry(vm.spec.policy.clone()).or_default().push(vm);

@@ -20,6 +20,7 @@ use couchestor_common::heat::Heat;
 use couchestor_common::layout::TierLayout;
 use couchestor_common::migration::{MigrationPhase, VolumeMigration};
 use couchestor_common::plan;
+use couchestor_common::split::Split;
 use couchestor_mayastor_sim::{RunningSim, Shared, World};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
@@ -122,6 +123,8 @@ pub struct Engine {
     timeout: Duration,
     active: Vec<Migration>,
     last_abort: Vec<Option<i64>>,
+    /// Target tier of each volume's last aborted migration.
+    last_abort_to: Vec<Option<Tier>>,
     start_replicas: Vec<u8>,
     names: Vec<String>,
     /// Volume index by Mayastor UUID.
@@ -184,6 +187,7 @@ impl Engine {
             timeout: ms.migration_timeout,
             active: Vec::new(),
             last_abort: vec![None; n],
+            last_abort_to: vec![None; n],
             start_replicas: cluster.volumes.iter().map(|v| v.replicas).collect(),
             names: cluster.volumes.iter().map(|v| v.name.clone()).collect(),
             index: (0..n).map(|i| (volume_uuid(i), i)).collect(),
@@ -303,6 +307,7 @@ impl Engine {
                     .entry(reason)
                     .or_insert_with(|| format!("{}: {}", m.vm.spec.volume, m.saved.message));
                 self.last_abort[m.volume] = Some(at);
+                self.last_abort_to[m.volume] = Some(m.vm.spec.to);
             }
         }
         Ok(())
@@ -364,6 +369,13 @@ impl Engine {
             .enumerate()
             .map(|(i, v)| {
                 let ms = by_id.get(volume_uuid(i).as_str()).copied();
+                let replica_tiers: Vec<Option<Tier>> = ms.map_or_else(Vec::new, |ms| {
+                    ms.state
+                        .replica_topology
+                        .values()
+                        .map(|r| self.layout.classify(labels.get(r.pool.as_deref()?)?))
+                        .collect()
+                });
                 // As `observe`: the tier holding every replica's pool, unknown otherwise.
                 let tier = ms.and_then(|ms| {
                     let l: Option<Vec<_>> = ms
@@ -386,6 +398,11 @@ impl Engine {
                     pinned: None,
                     migrating: migrating.contains(&i),
                     nodes: ms.map(replica_nodes).unwrap_or_default(),
+                    // As `reconcile::decide`: split by this volume's last (aborted) move.
+                    split: match (tier, self.last_abort_to[i]) {
+                        (None, Some(to)) => Split::after_abort(&replica_tiers, to),
+                        _ => None,
+                    },
                 }
             })
             .collect();

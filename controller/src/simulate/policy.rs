@@ -241,6 +241,7 @@ pub fn couchestor(
             pinned: None,
             migrating: v.in_flight.is_some(),
             nodes: Vec::new(),
+            split: None,
         })
         .collect();
     let tiers: Vec<TierCapacity> = cluster
