@@ -15,16 +15,7 @@ use couchestor_common::storagepolicy::MAX_SUSTAINED_WINDOW_SECS;
 use prometheus_http_query::Client;
 use prometheus_http_query::response::Data;
 
-/// Default heat expression: read + write IOPS per PV from Mayastor's io-engine exporter
-/// (`volume_num_read_ops` / `volume_num_write_ops`, gauges holding cumulative counters,
-/// labelled `pv_name`). `rate()` handles counter resets on io-engine restarts; summing by
-/// `pv_name` merges series whose `node` label changed when the nexus moved. The `or` arms keep
-/// a volume that exports only one of the two counters. (A single `rate({__name__=~...})`
-/// does not work: `rate` drops the metric name, and read and write series then collide.)
-pub const DEFAULT_HEAT_QUERY: &str = "(sum by (pv_name) (rate(volume_num_read_ops[5m])) \
-     + sum by (pv_name) (rate(volume_num_write_ops[5m]))) \
-     or sum by (pv_name) (rate(volume_num_read_ops[5m])) \
-     or sum by (pv_name) (rate(volume_num_write_ops[5m]))";
+pub use couchestor_common::heat::DEFAULT_HEAT_QUERY;
 
 /// Label carrying the PV name in the query's answer.
 pub const PV_LABEL: &str = "pv_name";
@@ -291,7 +282,25 @@ mod tests {
             ("pvc-idle", 0.0, 0.0),
             ("pvc-reads-only", 40.0, -1.0),
         ];
-        let Some(p) = prometheus(&series(&vols, end)).await else {
+        let mut om = series(&vols, end);
+        // io-engine restarted 20 minutes before the end: its counters start again from zero.
+        let restart = end - 1200;
+        for i in 0..240 {
+            let t = end - 2 * 3600 + i * 30;
+            let since = if t <= restart {
+                t - (end - 2 * 3600)
+            } else {
+                t - restart
+            };
+            for (name, rate) in [
+                ("volume_num_read_ops", 300.0),
+                ("volume_num_write_ops", 100.0),
+            ] {
+                let labels = [("node", "n2"), ("pv_name", "pvc-restarted")];
+                om.gauge(name, &labels, rate * since as f64, t);
+            }
+        }
+        let Some(p) = prometheus(&om).await else {
             return;
         };
         let e = eyes(p.url());
@@ -299,6 +308,11 @@ mod tests {
         let s = e.series(window, end).await.unwrap();
         assert_eq!(e.requests(), 1);
         let hl = Duration::from_secs(900);
+        let restarted = heat_of(&s, "pvc-restarted", end, window, hl).iops();
+        assert!(
+            restarted.is_some_and(|h| (h - 400.0).abs() < 1e-6 * 400.0),
+            "a counter reset must not change the rate: {restarted:?}"
+        );
         for (pv, r, w) in vols {
             let want = r + w.max(0.0);
             let h = heat_of(&s, pv, end, window, hl)

@@ -1,0 +1,181 @@
+//! The heat expression's cost in a real Prometheus:
+//! `cargo bench -p couchestor-controller --bench heat_query`.
+//!
+//! Backfills a real Prometheus with `volume_num_read_ops` and `volume_num_write_ops` for N
+//! volumes (40 minutes at 1-minute samples, as Mayastor's exporter is scraped), then times the
+//! range query a policy sends each cycle (30 minutes at a 60 s step) for the default
+//! expression, the `(read + write) or read or write` form it replaced, and a read-only
+//! expression as the floor, interleaved over 5 rounds (request to parsed JSON, median).
+//! Every expression must give every volume the same values (a few volumes export reads only),
+//! or the bench fails.
+//!
+//! Without `--bench` (as `cargo test --all-targets` runs it) it checks that agreement on 200
+//! volumes. `COUCHESTOR_HEAT_QUERY_VOLUMES=100000` picks N (default 50,000).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use couchestor_common::heat::DEFAULT_HEAT_QUERY;
+use couchestor_testsupport::{OpenMetrics, prometheus};
+
+/// The default expression until 2026-12-01: `rate()` evaluated four times, joined by `+` and
+/// two `or`s.
+const PREVIOUS: &str = "(sum by (pv_name) (rate(volume_num_read_ops[5m])) \
+     + sum by (pv_name) (rate(volume_num_write_ops[5m]))) \
+     or sum by (pv_name) (rate(volume_num_read_ops[5m])) \
+     or sum by (pv_name) (rate(volume_num_write_ops[5m]))";
+/// Reads only: one `rate()`, no join (a floor, not a heat expression for both counters).
+const READS_ONLY: &str = "sum by (pv_name) (rate(volume_num_read_ops[5m]))";
+
+/// Per PV, the (timestamp, value) points of one answer.
+type Answer = BTreeMap<String, Vec<(f64, f64)>>;
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let volumes: u32 = match std::env::var("COUCHESTOR_HEAT_QUERY_VOLUMES") {
+        Ok(n) => n
+            .parse()
+            .expect("COUCHESTOR_HEAT_QUERY_VOLUMES: a number of volumes"),
+        Err(_) if full => 50_000,
+        Err(_) => 200,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run(volumes, if full { 5 } else { 1 }));
+}
+
+/// Every 50th volume exports reads only.
+fn reads_only(i: u32) -> bool {
+    i % 50 == 7
+}
+
+async fn run(volumes: u32, rounds: usize) {
+    let end = now() - 30;
+    let mut om = OpenMetrics::new();
+    for i in 0..volumes {
+        let pv = format!("pvc-{i:06}");
+        let labels = [("node", "node-0"), ("pv_name", pv.as_str())];
+        let (read, write) = (f64::from(i % 97 + 1), f64::from(i % 13));
+        for s in 0..40 {
+            let t = end - 2400 + s * 60;
+            let elapsed = (s * 60) as f64;
+            om.gauge("volume_num_read_ops", &labels, read * elapsed, t);
+            if !reads_only(i) {
+                om.gauge("volume_num_write_ops", &labels, write * elapsed, t);
+            }
+        }
+    }
+    let loading = Instant::now();
+    let Some(prom) = prometheus(&om).await else {
+        return;
+    };
+    drop(om);
+    println!(
+        "heat query: {volumes} volumes ({} series) backfilled in {:.0} s",
+        2 * volumes - (0..volumes).filter(|&i| reads_only(i)).count() as u32,
+        loading.elapsed().as_secs_f64()
+    );
+    let http = reqwest::Client::new();
+    let exprs = [
+        ("default", DEFAULT_HEAT_QUERY),
+        ("previous", PREVIOUS),
+        ("reads-only floor", READS_ONLY),
+    ];
+    let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut answers: BTreeMap<&str, Answer> = BTreeMap::new();
+    for _ in 0..rounds {
+        for (name, expr) in exprs {
+            let started = Instant::now();
+            let answer = query(&http, prom.url(), expr, end).await;
+            times
+                .entry(name)
+                .or_default()
+                .push(started.elapsed().as_secs_f64());
+            answers.insert(name, answer);
+        }
+    }
+    let default = &answers["default"];
+    assert_eq!(default.len(), volumes as usize, "one series per volume");
+    for (pv, points) in &answers["previous"] {
+        agree(pv, &default[pv], points);
+    }
+    for (pv, points) in &answers["reads-only floor"] {
+        let i: u32 = pv[4..].parse().expect("pvc-NNNNNN");
+        if reads_only(i) {
+            agree(pv, &default[pv], points);
+        }
+    }
+    let median = |name: &str| {
+        let mut t = times[name].clone();
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    for (name, _) in exprs {
+        println!(
+            "  {name:17} median {:6.2} s over {rounds} rounds ({:.2}× the previous)",
+            median(name),
+            median(name) / median("previous")
+        );
+    }
+}
+
+/// The same points, values equal to 1e-9 relative.
+fn agree(pv: &str, a: &[(f64, f64)], b: &[(f64, f64)]) {
+    assert_eq!(a.len(), b.len(), "{pv}: {a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            x.0 == y.0 && (x.1 - y.1).abs() <= 1e-9 * x.1.abs().max(1.0),
+            "{pv}: {a:?} vs {b:?}"
+        );
+    }
+}
+
+/// One range query over the 30 minutes before `end`, at a 60 s step, parsed.
+async fn query(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> Answer {
+    let body: serde_json::Value = http
+        .get(format!("{url}/api/v1/query_range"))
+        .query(&[
+            ("query", expr.to_string()),
+            ("start", (end - 1800).to_string()),
+            ("end", end.to_string()),
+            ("step", "60".to_string()),
+        ])
+        .send()
+        .await
+        .expect("Prometheus answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(body["status"], "success", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .expect("a matrix")
+        .iter()
+        .map(|s| {
+            let pv = s["metric"]["pv_name"]
+                .as_str()
+                .expect("pv_name")
+                .to_string();
+            let points = s["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .map(|p| {
+                    let value = p[1].as_str().expect("value").parse().expect("a number");
+                    (p[0].as_f64().expect("time"), value)
+                })
+                .collect();
+            (pv, points)
+        })
+        .collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
