@@ -69,6 +69,13 @@ pub fn decayed_iops(samples: &[Sample], now: i64, window_secs: u64, half_life_se
     }
 }
 
+/// The sustained heat the engine promotes on: the smaller of the window's median
+/// ([`sustained_iops`]) and the mean over the policy's sustained window, when known, so that
+/// neither a burst nor one busy hour of a daily cycle promotes.
+pub fn sustained(median: f64, sustained_mean: Option<f64>) -> f64 {
+    sustained_mean.map_or(median, |mean| mean.min(median))
+}
+
 /// Burst-resistant heat: the median IOPS of the samples within `window_secs` before `now`.
 ///
 /// Promotions are decided on the smaller of this and the decayed heat, so a short burst (a

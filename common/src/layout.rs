@@ -127,16 +127,22 @@ impl TierLayout {
         &self,
         replica_pool_labels: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
     ) -> Option<Tier> {
-        let mut tier = None;
-        for labels in replica_pool_labels {
-            let t = self.classify(labels)?;
-            if tier.is_some_and(|x| x != t) {
-                return None;
-            }
-            tier = Some(t);
-        }
-        tier
+        common_tier(replica_pool_labels.into_iter().map(|l| self.classify(l)))
     }
+}
+
+/// The one tier of all of `replica_tiers`, or `None` when there are none, one is unknown, or
+/// they differ.
+pub fn common_tier(replica_tiers: impl IntoIterator<Item = Option<Tier>>) -> Option<Tier> {
+    let mut tier = None;
+    for t in replica_tiers {
+        let t = t?;
+        if tier.is_some_and(|x| x != t) {
+            return None;
+        }
+        tier = Some(t);
+    }
+    tier
 }
 
 fn selector(

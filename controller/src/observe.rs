@@ -1,11 +1,11 @@
 //! Observe: gather what the engine needs for one policy, from the PV/PVC caches, the Mayastor
 //! REST API and Prometheus. Every failure here degrades to "unknown", never to a guess.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use couchestor_common::heat::{Heat, default_half_life};
-use couchestor_common::layout::TierLayout;
+use couchestor_common::heat::{self, Heat, default_half_life};
+use couchestor_common::layout::{TierLayout, common_tier};
 use couchestor_common::plan::{TierCapacity, Volume};
 use couchestor_common::room::PoolRoom;
 use couchestor_common::{StoragePolicy, Tier};
@@ -100,10 +100,7 @@ pub async fn observe(
     obs.agents_configured = agents.configured;
     obs.agents_error = agents.problem();
     obs.pool_media = label_pools(&mut pools, &agents);
-    let pool_labels: HashMap<&str, &BTreeMap<String, String>> = pools
-        .iter()
-        .filter_map(|p| Some((p.id.as_str(), &p.spec.as_ref()?.labels)))
-        .collect();
+    let pool_tiers = pool_tiers(layout, &pools);
     (obs.tiers, obs.pools_by_tier) = tier_capacities(layout, &pools);
 
     let (window, half_life) = heat_window(policy);
@@ -147,28 +144,19 @@ pub async fn observe(
                     .collect()
             })
             .unwrap_or_default();
-        let tier = ms.and_then(|v| {
-            let labels: Option<Vec<_>> = pools_of
-                .iter()
-                .map(|p| pool_labels.get(p.as_str()).copied())
-                .collect();
-            (v.state.replica_topology.len() == pools_of.len())
-                .then_some(labels)
-                .flatten()
-                .and_then(|l| layout.volume_tier(l))
-        });
+        let replica_tiers = ms.map_or_else(Vec::new, |v| replica_tiers(v, &pool_tiers));
+        let tier = common_tier(replica_tiers.iter().copied());
         let heat = series
             .as_ref()
             .map_or(Heat::Unknown, |s| heat_of(s, &name, now, window, half_life));
-        // The smaller of the window's median and the mean over the sustained window: neither
-        // a burst nor one busy hour of a daily cycle promotes.
         let sustained = series
             .as_ref()
             .and_then(|s| sustained_of(s, &name, now, window))
             .map(|median| {
-                ctx.eyes
-                    .sustained_mean(&name, now, sustained_window)
-                    .map_or(median, |mean| mean.min(median))
+                heat::sustained(
+                    median,
+                    ctx.eyes.sustained_mean(&name, now, sustained_window),
+                )
             });
         obs.volumes.push(Watched {
             engine: Volume {
@@ -189,16 +177,7 @@ pub async fn observe(
                 .as_ref()
                 .map(|c| (c.namespace().unwrap_or_default(), c.name_any())),
             pools: pools_of,
-            replica_tiers: ms.map_or_else(Vec::new, |v| {
-                v.state
-                    .replica_topology
-                    .values()
-                    .map(|r| {
-                        let labels = pool_labels.get(r.pool.as_deref()?)?;
-                        layout.classify(labels)
-                    })
-                    .collect()
-            }),
+            replica_tiers,
             volume_id: handle,
         });
     }
@@ -283,6 +262,24 @@ pub fn tier_capacities(
         });
     }
     (caps, by_tier)
+}
+
+/// The tier of every pool that is in one, by id (each pool's labels matched once per cycle,
+/// not once per replica).
+pub fn pool_tiers<'p>(layout: &TierLayout, pools: &'p [Pool]) -> HashMap<&'p str, Tier> {
+    pools
+        .iter()
+        .filter_map(|p| Some((p.id.as_str(), layout.classify(&p.spec.as_ref()?.labels)?)))
+        .collect()
+}
+
+/// The tier of each replica of `v` (`None`: no pool, or a pool in no tier).
+pub fn replica_tiers(v: &MsVolume, pool_tiers: &HashMap<&str, Tier>) -> Vec<Option<Tier>> {
+    v.state
+        .replica_topology
+        .values()
+        .map(|r| pool_tiers.get(r.pool.as_deref()?).copied())
+        .collect()
 }
 
 /// The nodes holding a Mayastor volume's replicas.

@@ -72,9 +72,7 @@ pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<D
             w.engine.last_move = Some(w.engine.last_move.map_or(aborted, |t| t.max(aborted)));
         }
         // Replicas on several tiers after this volume's last move was aborted: consolidate.
-        if w.engine.tier.is_none()
-            && let Some(&to) = summary.last_abort_to.get(&w.engine.name)
-        {
+        if let Some(&to) = summary.last_abort_to.get(&w.engine.name) {
             w.engine.split = Split::after_abort(&w.replica_tiers, to);
         }
     }

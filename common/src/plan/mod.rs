@@ -48,6 +48,25 @@ struct Candidate<'v> {
     reason: MoveReason,
 }
 
+impl<'v> Candidate<'v> {
+    /// A move of every replica of `vol`.
+    fn whole(vol: &'v Volume, from: Tier, to: Tier, reason: MoveReason) -> Self {
+        let place = vol.replicas.max(1);
+        Self {
+            vol,
+            from,
+            to,
+            place,
+            reason,
+        }
+    }
+
+    /// Bytes the move books on its target tier.
+    fn need(&self) -> i128 {
+        i128::from(self.vol.size_bytes) * i128::from(self.place)
+    }
+}
+
 /// Decides placement. Pure: same input, same plan.
 pub fn plan(input: &Input<'_>) -> Plan {
     let mut out = Plan::default();
@@ -85,13 +104,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             if p == from {
                 hold(&mut out, v, HoldReason::PinnedHere);
             } else {
-                pinned.push(Candidate {
-                    vol: v,
-                    from,
-                    to: p,
-                    place: v.replicas.max(1),
-                    reason: MoveReason::Pinned,
-                });
+                pinned.push(Candidate::whole(v, from, p, MoveReason::Pinned));
             }
             continue;
         }
@@ -99,8 +112,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             hold(&mut out, v, HoldReason::UnknownHeat);
             continue;
         };
-        let promote_heat = v.sustained.map_or(heat, |s| s.min(heat));
-        let (target, reason) = hysteresis(input.boundaries, at, promote_heat, heat, v.size_bytes);
+        let (target, reason) = target_of(v, heat, input, at);
         let Some(reason) = reason else {
             hold(&mut out, v, HoldReason::InBand { heat });
             continue;
@@ -109,13 +121,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             hold(&mut out, v, HoldReason::Cooldown { remaining_secs });
             continue;
         }
-        let c = Candidate {
-            vol: v,
-            from,
-            to: order[target],
-            place: v.replicas.max(1),
-            reason,
-        };
+        let c = Candidate::whole(v, from, order[target], reason);
         if target < at {
             promotions.push(c)
         } else {
@@ -134,18 +140,17 @@ pub fn plan(input: &Input<'_>) -> Plan {
         h(a).total_cmp(&h(b)).then(a.vol.name.cmp(&b.vol.name))
     });
 
-    let free: HashMap<Tier, i128> = input
-        .tiers
-        .iter()
-        .map(|t| {
-            let usable = t.capacity_bytes as i128
-                * (100 - i128::from(input.limits.headroom_percent.min(100)))
-                / 100;
-            (t.tier, usable - t.used_bytes as i128)
-        })
-        .collect();
     let mut free = Free {
-        bytes: free,
+        bytes: input
+            .tiers
+            .iter()
+            .map(|t| {
+                let usable = t.capacity_bytes as i128
+                    * (100 - i128::from(input.limits.headroom_percent.min(100)))
+                    / 100;
+                (t.tier, usable - t.used_bytes as i128)
+            })
+            .collect(),
         rooms: input
             .tiers
             .iter()
@@ -163,21 +168,19 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut residents = Residents::new(input, &order);
     let mut evictions = Vec::new();
     for c in promotions {
-        let need = c.vol.footprint() as i128;
-        let shortfall = need - free.bytes.get(&c.to).copied().unwrap_or(0);
+        let shortfall = c.need() - free.bytes.get(&c.to).copied().unwrap_or(0);
         if shortfall > 0 {
             // Full: demote residents half as dense or less, not hot themselves, first.
             for v in residents.evict(c.to, c.vol.density(), shortfall) {
                 taken.insert(&v.name);
-                evictions.push(Candidate {
-                    vol: v,
-                    from: c.to,
-                    to: order[index(c.to).unwrap_or(0) + 1],
-                    place: v.replicas.max(1),
-                    reason: MoveReason::Evicted {
+                evictions.push(Candidate::whole(
+                    v,
+                    c.to,
+                    order[index(c.to).unwrap_or(0) + 1],
+                    MoveReason::Evicted {
                         for_volume: c.vol.name.clone(),
                     },
-                });
+                ));
             }
         }
         if let Some(c) = reserve(c, &mut free, &mut out) {
@@ -240,7 +243,7 @@ struct Free {
 /// when known), or records why it cannot move.
 fn reserve<'v>(c: Candidate<'v>, free: &mut Free, out: &mut Plan) -> Option<Candidate<'v>> {
     let f = free.bytes.entry(c.to).or_insert(0);
-    let need = c.vol.size_bytes.saturating_mul(u64::from(c.place)) as i128;
+    let need = c.need();
     let reason = if *f < need {
         HoldReason::NoCapacity {
             to: c.to,
@@ -286,11 +289,11 @@ fn consolidation<'v>(
         Some(p) => p,
         None => {
             let heat = v.heat.iops().ok_or(HoldReason::UnknownHeat)?;
+            let (target, _) = target_of(v, heat, input, at);
             if let Some(remaining_secs) = cooldown_left(v, input) {
                 return Err(HoldReason::Cooldown { remaining_secs });
             }
-            let promote_heat = v.sustained.map_or(heat, |s| s.min(heat));
-            order[hysteresis(input.boundaries, at, promote_heat, heat, v.size_bytes).0]
+            order[target]
         }
     };
     Ok(Candidate {
@@ -302,6 +305,13 @@ fn consolidation<'v>(
             interrupted_to: split.interrupted_to,
         },
     })
+}
+
+/// Hysteresis for `v`, of decayed heat `heat`, as if it were on tier index `at`: promotion is
+/// judged on the smaller of the decayed and the sustained heat.
+fn target_of(v: &Volume, heat: f64, input: &Input<'_>, at: usize) -> (usize, Option<MoveReason>) {
+    let promote_heat = v.sustained.map_or(heat, |s| s.min(heat));
+    hysteresis(input.boundaries, at, promote_heat, heat, v.size_bytes)
 }
 
 /// Target tier index by hysteresis around the current index, and the reason if it differs.

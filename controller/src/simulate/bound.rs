@@ -35,13 +35,11 @@ pub struct Instance<'a> {
     pub initial_fast: &'a [bool],
 }
 
-/// The bound and how it was reached.
+/// The bound.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bound {
     /// Upper bound on the summed IOPS-samples served from the fast tier.
     pub served: f64,
-    /// Subgradient iterations run.
-    pub iterations: u32,
 }
 
 /// Subgradient iterations: enough for the bound to settle within ~0.5 % on the standard
@@ -59,13 +57,7 @@ pub fn zero_ping_pong(inst: &Instance<'_>, mu0: &[f64], target: f64) -> Bound {
     let mut best = f64::INFINITY;
     let mut theta = 1.0;
     let mut since_best = 0;
-    let mut iterations = 0;
-    let its: u32 = std::env::var("CS_ITS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ITERATIONS);
-    for _ in 0..its {
-        iterations += 1;
+    for _ in 0..ITERATIONS {
         used.iter_mut().for_each(|u| *u = 0.0);
         let mut value = inst.capacity * mu.iter().sum::<f64>();
         for i in 0..n {
@@ -98,10 +90,7 @@ pub fn zero_ping_pong(inst: &Instance<'_>, mu0: &[f64], target: f64) -> Bound {
             *m = (*m - step * (inst.capacity - u)).max(0.0);
         }
     }
-    Bound {
-        served: best,
-        iterations,
-    }
+    Bound { served: best }
 }
 
 /// Buffers reused across volumes and iterations.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use couchestor_common::Tier;
 use couchestor_common::heat::Heat;
-use couchestor_common::layout::TierLayout;
+use couchestor_common::layout::{TierLayout, common_tier};
 use couchestor_common::migration::{MigrationPhase, VolumeMigration};
 use couchestor_common::plan;
 use couchestor_common::split::Split;
@@ -36,7 +36,7 @@ use crate::mayastor::model::{Pool, Volume as MsVolume};
 use crate::mover::drive::ERROR_BACKOFF;
 use crate::mover::hands::Hands;
 use crate::mover::launch;
-use crate::observe::{replica_nodes, tier_capacities};
+use crate::observe::{pool_tiers, replica_nodes, replica_tiers, tier_capacities};
 
 /// The StoragePolicy name the simulated migrations carry.
 const POLICY: &str = "simulate";
@@ -122,9 +122,8 @@ pub struct Engine {
     layout: TierLayout,
     timeout: Duration,
     active: Vec<Migration>,
-    last_abort: Vec<Option<i64>>,
-    /// Target tier of each volume's last aborted migration.
-    last_abort_to: Vec<Option<Tier>>,
+    /// When each volume's last migration aborted (Unix seconds), and its target tier.
+    last_abort: Vec<Option<(i64, Tier)>>,
     start_replicas: Vec<u8>,
     names: Vec<String>,
     /// Volume index by Mayastor UUID.
@@ -187,7 +186,6 @@ impl Engine {
             timeout: ms.migration_timeout,
             active: Vec::new(),
             last_abort: vec![None; n],
-            last_abort_to: vec![None; n],
             start_replicas: cluster.volumes.iter().map(|v| v.replicas).collect(),
             names: cluster.volumes.iter().map(|v| v.name.clone()).collect(),
             index: (0..n).map(|i| (volume_uuid(i), i)).collect(),
@@ -252,7 +250,9 @@ impl Engine {
         }
         self.shared.set_clock(until)?;
         let inner = self.shared.lock();
-        for i in touched {
+        // A volume still migrating switches tier when its migration completes (`finished`).
+        let migrating: HashSet<usize> = self.active.iter().map(|m| m.volume).collect();
+        for i in touched.into_iter().filter(|i| !migrating.contains(i)) {
             if let Some(t) = world_tier(&inner.world, &self.layout, &volume_uuid(i))
                 && t != cluster.volumes[i].tier
             {
@@ -306,8 +306,7 @@ impl Engine {
                     .abort_examples
                     .entry(reason)
                     .or_insert_with(|| format!("{}: {}", m.vm.spec.volume, m.saved.message));
-                self.last_abort[m.volume] = Some(at);
-                self.last_abort_to[m.volume] = Some(m.vm.spec.to);
+                self.last_abort[m.volume] = Some((at, m.vm.spec.to));
             }
         }
         Ok(())
@@ -354,38 +353,23 @@ impl Engine {
             ))
         })?;
         let (tiers, pools_by_tier) = tier_capacities(&self.layout, &pools);
-        let labels: HashMap<&str, &BTreeMap<String, String>> = pools
-            .iter()
-            .filter_map(|p| Some((p.id.as_str(), &p.spec.as_ref()?.labels)))
-            .collect();
-        let by_id: HashMap<&str, &MsVolume> = ms_volumes
-            .iter()
-            .map(|v| (v.spec.uuid.as_str(), v))
-            .collect();
+        let pool_tiers = pool_tiers(&self.layout, &pools);
+        let mut by_index: Vec<Option<&MsVolume>> = vec![None; cluster.volumes.len()];
+        for v in &ms_volumes {
+            if let Some(&i) = self.index.get(&v.spec.uuid) {
+                by_index[i] = Some(v);
+            }
+        }
         let migrating: HashSet<usize> = self.active.iter().map(|m| m.volume).collect();
         let volumes: Vec<plan::Volume> = cluster
             .volumes
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let ms = by_id.get(volume_uuid(i).as_str()).copied();
-                let replica_tiers: Vec<Option<Tier>> = ms.map_or_else(Vec::new, |ms| {
-                    ms.state
-                        .replica_topology
-                        .values()
-                        .map(|r| self.layout.classify(labels.get(r.pool.as_deref()?)?))
-                        .collect()
-                });
+                let ms = by_index[i];
                 // As `observe`: the tier holding every replica's pool, unknown otherwise.
-                let tier = ms.and_then(|ms| {
-                    let l: Option<Vec<_>> = ms
-                        .state
-                        .replica_topology
-                        .values()
-                        .map(|r| labels.get(r.pool.as_deref()?).copied())
-                        .collect();
-                    self.layout.volume_tier(l?)
-                });
+                let replica_tiers = ms.map_or_else(Vec::new, |ms| replica_tiers(ms, &pool_tiers));
+                let tier = common_tier(replica_tiers.iter().copied());
                 plan::Volume {
                     name: v.name.clone(),
                     size_bytes: ms.map_or(0, |m| m.spec.size),
@@ -394,27 +378,19 @@ impl Engine {
                     sustained: sustained[i],
                     tier,
                     // The PV's last-migration annotation, or a later abort (as `decide`).
-                    last_move: v.last_move.max(self.last_abort[i]),
+                    last_move: v.last_move.max(self.last_abort[i].map(|(at, _)| at)),
                     pinned: None,
                     migrating: migrating.contains(&i),
                     nodes: ms.map(replica_nodes).unwrap_or_default(),
                     // As `reconcile::decide`: split by this volume's last (aborted) move.
-                    split: match (tier, self.last_abort_to[i]) {
-                        (None, Some(to)) => Split::after_abort(&replica_tiers, to),
-                        _ => None,
-                    },
+                    split: self.last_abort[i]
+                        .and_then(|(_, to)| Split::after_abort(&replica_tiers, to)),
                 }
             })
             .collect();
+        // `plan::plan` holds migrating volumes and starts at most `max_concurrent - active`.
         let active = self.active_migrations();
-        let mut budget = cfg.max_concurrent.saturating_sub(active);
         for (i, m) in policy::decide(&volumes, &tiers, wm, cfg, active, now) {
-            if budget == 0 {
-                break;
-            }
-            if migrating.contains(&i) {
-                continue;
-            }
             let target_pools = pools_by_tier.get(&m.to).cloned().unwrap_or_default();
             if target_pools.is_empty() {
                 continue;
@@ -432,7 +408,6 @@ impl Engine {
             );
             self.active.push(Migration::new(vm, i, now as u64 * 1000));
             self.stats.migrations_started += 1;
-            budget -= 1;
         }
         self.advance_to(cluster, now)
     }

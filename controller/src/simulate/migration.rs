@@ -18,13 +18,11 @@ use crate::mover::steps::AsyncSave;
 /// The status store of one migration: every save replaces it.
 struct Memory<'a> {
     saved: &'a mut VolumeMigrationStatus,
-    saves: &'a mut u64,
 }
 
 impl AsyncSave for Memory<'_> {
     async fn save(&mut self, st: &VolumeMigrationStatus) -> Result<(), Error> {
         *self.saved = st.clone();
-        *self.saves += 1;
         Ok(())
     }
 }
@@ -43,8 +41,6 @@ pub struct Migration {
     pub phases: Vec<MigrationPhase>,
     /// Steps that failed with a transient (Mayastor) error and were retried.
     pub retries: u64,
-    /// Status writes.
-    pub saves: u64,
 }
 
 /// What one step did.
@@ -65,7 +61,6 @@ impl Migration {
             due_ms,
             phases: Vec::new(),
             retries: 0,
-            saves: 0,
         }
     }
 
@@ -81,7 +76,6 @@ impl Migration {
         }
         let mut saver = Memory {
             saved: &mut self.saved,
-            saves: &mut self.saves,
         };
         let timed_out = drive::begin(&self.vm, &mut st, phase, now);
         let stepped = drive::assess_and_step(

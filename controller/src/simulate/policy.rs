@@ -207,11 +207,10 @@ pub fn sustained(
         .zip(names)
         .map(|(h, name)| {
             let median = heat::sustained_iops(h, now, cfg.window_secs)?;
-            Some(
-                hourly
-                    .mean(name, now, cfg.sustained_secs)
-                    .map_or(median, |mean| mean.min(median)),
-            )
+            Some(heat::sustained(
+                median,
+                hourly.mean(name, now, cfg.sustained_secs),
+            ))
         })
         .collect()
 }

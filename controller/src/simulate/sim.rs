@@ -205,15 +205,22 @@ pub fn simulate(
             None => cluster.complete_due(now),
         }
         scorer.sample(tick.elapsed, tick.shifted, &w.true_iops, &cluster);
+        // Only CoucheStor reads the hourly history (its sustained window).
+        let sustained = kind == PolicyKind::Couchestor;
         for ((h, &iops), name) in history.iter_mut().zip(&w.observed).zip(&names) {
             let sample = Sample { at: now, iops };
             h.push(sample);
-            hourly.ingest(name, &[sample]);
+            if sustained {
+                hourly.ingest(name, &[sample]);
+            }
             if h.len() >= 2 * keep {
                 h.drain(..h.len() - keep);
             }
         }
         progress.inc(1);
+        if sustained && tick.elapsed.is_multiple_of(86_400) {
+            hourly.prune(now, cfg.policy.sustained_secs + 3600);
+        }
         if !tick.elapsed.is_multiple_of(cycle) || tick.elapsed < cfg.policy.window_secs {
             continue;
         }
@@ -225,9 +232,6 @@ pub fn simulate(
             }
             _ => policy::calibrate(&heats, &footprints, usable),
         });
-        if tick.elapsed.is_multiple_of(86_400) {
-            hourly.prune(now, cfg.policy.sustained_secs + 3600);
-        }
         match kind {
             PolicyKind::Couchestor => {
                 let sustained = policy::sustained(&history, &hourly, &names, now, &cfg.policy);
