@@ -34,6 +34,26 @@ impl ConditionSet<'_> {
             .map(|c| c.last_transition_time.clone())
             .unwrap_or_else(|| Time(Timestamp::now()))
     }
+
+    /// A condition of `type_` with `status`, keeping the previous transition time while the
+    /// status stays.
+    pub fn condition(
+        &self,
+        type_: &str,
+        status: &str,
+        reason: &str,
+        message: String,
+        generation: Option<i64>,
+    ) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: self.transition_time(type_, status),
+            observed_generation: generation,
+        }
+    }
 }
 
 /// What a status is built from.
@@ -68,13 +88,8 @@ pub fn build_status(
 ) -> StoragePolicyStatus {
     let prev = ConditionSet(&previous.conditions);
     let generation = policy.metadata.generation;
-    let cond_with = |type_: &str, status: &str, reason: &str, message: String| Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        last_transition_time: prev.transition_time(type_, status),
-        observed_generation: generation,
+    let cond_with = |type_: &str, status: &str, reason: &str, message: String| {
+        prev.condition(type_, status, reason, message, generation)
     };
     let cond = |type_: &str, ok: bool, reason: &str, message: String| {
         cond_with(type_, if ok { "True" } else { "False" }, reason, message)

@@ -3,8 +3,7 @@
 use couchestor_common::migration::{
     STEERABLE_CONDITION, VERSION_MATCH_CONDITION, VolumeMigration, VolumeMigrationStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
 use kube::runtime::events::EventType;
 use tracing::warn;
@@ -12,6 +11,7 @@ use tracing::warn;
 use super::steer::{Assessment, Steering};
 use crate::context::Context;
 use crate::reconcile::publish;
+use crate::status::ConditionSet;
 
 /// Sets a condition, keeping its transition time while the status stays. True when the
 /// status changed (or the condition is new).
@@ -24,21 +24,16 @@ fn set(
     generation: Option<i64>,
 ) -> bool {
     let status = if ok { "True" } else { "False" };
-    let previous = conditions.iter().position(|c| c.type_ == type_);
-    let changed = previous.is_none_or(|i| conditions[i].status != status);
-    let last_transition_time = match previous {
-        Some(i) if !changed => conditions[i].last_transition_time.clone(),
-        _ => Time(Timestamp::now()),
-    };
-    let c = Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.chars().take(32_768).collect(),
-        last_transition_time,
-        observed_generation: generation,
-    };
-    match previous {
+    let prev = ConditionSet::from(&*conditions);
+    let changed = prev.status(type_) != Some(status);
+    let c = prev.condition(
+        type_,
+        status,
+        reason,
+        message.chars().take(32_768).collect(),
+        generation,
+    );
+    match conditions.iter().position(|c| c.type_ == type_) {
         Some(i) => conditions[i] = c,
         None => conditions.push(c),
     }
