@@ -5,6 +5,7 @@
 pub mod heat;
 pub mod history;
 pub mod layout;
+pub mod matrix;
 pub mod media;
 pub mod migration;
 pub mod plan;

@@ -9,14 +9,24 @@
 //! Every expression must give every volume the same values (a few volumes export reads only),
 //! or the bench fails.
 //!
+//! Answers are parsed by the controller's own reader (`couchestor_common::matrix`).
+//! Then, for the default expression, the peak heap of fetching and parsing one answer: with
+//! prometheus-http-query's response types (the controller's reader until 2026-12-01) and with
+//! `matrix::parse` (counted by a peak-tracking global allocator, above what was live before).
+//!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it checks that agreement on 200
 //! volumes. `COUCHESTOR_HEAT_QUERY_VOLUMES=100000` picks N (default 50,000).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use couchestor_common::heat::DEFAULT_HEAT_QUERY;
+use couchestor_common::heat::{DEFAULT_HEAT_QUERY, Sample};
+use couchestor_common::matrix::{self, Series};
 use couchestor_testsupport::{OpenMetrics, prometheus};
+use peak_alloc::PeakAlloc;
+
+#[global_allocator]
+static HEAP: PeakAlloc = PeakAlloc;
 
 /// The default expression until 2026-12-01: `rate()` evaluated four times, joined by `+` and
 /// two `or`s.
@@ -26,9 +36,6 @@ const PREVIOUS: &str = "(sum by (pv_name) (rate(volume_num_read_ops[5m])) \
      or sum by (pv_name) (rate(volume_num_write_ops[5m]))";
 /// Reads only: one `rate()`, no join (a floor, not a heat expression for both counters).
 const READS_ONLY: &str = "sum by (pv_name) (rate(volume_num_read_ops[5m]))";
-
-/// Per PV, the (timestamp, value) points of one answer.
-type Answer = BTreeMap<String, Vec<(f64, f64)>>;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -85,7 +92,7 @@ async fn run(volumes: u32, rounds: usize) {
         ("reads-only floor", READS_ONLY),
     ];
     let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut answers: BTreeMap<&str, Answer> = BTreeMap::new();
+    let mut answers: BTreeMap<&str, Series> = BTreeMap::new();
     for _ in 0..rounds {
         for (name, expr) in exprs {
             let started = Instant::now();
@@ -120,22 +127,72 @@ async fn run(volumes: u32, rounds: usize) {
             median(name) / median("previous")
         );
     }
+    drop(answers);
+    let crate_types = peak_heap(|| async {
+        let client = prometheus_http_query::Client::from(http.clone(), prom.url())
+            .expect("a Prometheus client");
+        let answer = client
+            .query_range(DEFAULT_HEAT_QUERY, end - 1800, end, 60.0)
+            .get()
+            .await
+            .expect("Prometheus answers");
+        let prometheus_http_query::response::Data::Matrix(vectors) = answer.data() else {
+            panic!("not a matrix");
+        };
+        // What Eyes built from it: the series, while the answer was still held.
+        let series: Series = vectors
+            .iter()
+            .filter_map(|v| {
+                let pv = v.metric().get(matrix::PV_LABEL)?;
+                let points = v.samples().iter().map(|s| Sample {
+                    at: s.timestamp() as i64,
+                    iops: s.value(),
+                });
+                Some((pv.clone(), points.collect()))
+            })
+            .collect();
+        series.len()
+    })
+    .await;
+    let direct = peak_heap(|| async {
+        query(&http, prom.url(), DEFAULT_HEAT_QUERY, end)
+            .await
+            .len()
+    })
+    .await;
+    assert_eq!(crate_types.1, direct.1, "both readers see every volume");
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    println!(
+        "  peak heap fetching and parsing one default answer ({} series): prometheus-http-query types {:.0} MiB, matrix::parse {:.0} MiB ({:.2}×)",
+        direct.1,
+        mib(crate_types.0),
+        mib(direct.0),
+        direct.0 as f64 / crate_types.0 as f64
+    );
+}
+
+/// Peak heap above what was live before, while `f` runs, and its result.
+async fn peak_heap<F: Future<Output = usize>>(f: impl FnOnce() -> F) -> (usize, usize) {
+    let before = HEAP.current_usage();
+    HEAP.reset_peak_usage();
+    let out = f().await;
+    (HEAP.peak_usage().saturating_sub(before), out)
 }
 
 /// The same points, values equal to 1e-9 relative.
-fn agree(pv: &str, a: &[(f64, f64)], b: &[(f64, f64)]) {
+fn agree(pv: &str, a: &[Sample], b: &[Sample]) {
     assert_eq!(a.len(), b.len(), "{pv}: {a:?} vs {b:?}");
     for (x, y) in a.iter().zip(b) {
         assert!(
-            x.0 == y.0 && (x.1 - y.1).abs() <= 1e-9 * x.1.abs().max(1.0),
+            x.at == y.at && (x.iops - y.iops).abs() <= 1e-9 * x.iops.abs().max(1.0),
             "{pv}: {a:?} vs {b:?}"
         );
     }
 }
 
-/// One range query over the 30 minutes before `end`, at a 60 s step, parsed.
-async fn query(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> Answer {
-    let body: serde_json::Value = http
+/// One range query over the 30 minutes before `end`, at a 60 s step, read as Eyes reads it.
+async fn query(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> Series {
+    let body = http
         .get(format!("{url}/api/v1/query_range"))
         .query(&[
             ("query", expr.to_string()),
@@ -146,31 +203,10 @@ async fn query(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> Answe
         .send()
         .await
         .expect("Prometheus answers")
-        .json()
+        .bytes()
         .await
-        .expect("JSON");
-    assert_eq!(body["status"], "success", "{expr}: {body}");
-    body["data"]["result"]
-        .as_array()
-        .expect("a matrix")
-        .iter()
-        .map(|s| {
-            let pv = s["metric"]["pv_name"]
-                .as_str()
-                .expect("pv_name")
-                .to_string();
-            let points = s["values"]
-                .as_array()
-                .expect("values")
-                .iter()
-                .map(|p| {
-                    let value = p[1].as_str().expect("value").parse().expect("a number");
-                    (p[0].as_f64().expect("time"), value)
-                })
-                .collect();
-            (pv, points)
-        })
-        .collect()
+        .expect("a body");
+    matrix::parse(&body).unwrap_or_else(|e| panic!("{expr}: {e}"))
 }
 
 fn now() -> i64 {

@@ -9,29 +9,34 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use couchestor_common::heat::{Heat, Sample, decayed_iops};
+use couchestor_common::heat::{Heat, decayed_iops};
 use couchestor_common::history::HeatHistory;
+use couchestor_common::matrix::{self, AnswerError};
 use couchestor_common::storagepolicy::MAX_SUSTAINED_WINDOW_SECS;
 use prometheus_http_query::Client;
-use prometheus_http_query::response::Data;
 
 pub use couchestor_common::heat::DEFAULT_HEAT_QUERY;
-
-/// Label carrying the PV name in the query's answer.
-pub const PV_LABEL: &str = "pv_name";
-
-/// Per-PV IOPS samples from one query.
-pub type Series = HashMap<String, Vec<Sample>>;
+pub use couchestor_common::matrix::Series;
 
 /// A failed heat query. Every volume's heat is unknown until the next success.
 #[derive(Debug, thiserror::Error)]
 pub enum EyesError {
-    /// The query did not complete (connection refused, timeout, HTTP error, PromQL error).
+    /// The query did not complete (connection refused, client timeout, body cut short).
     #[error("Prometheus query failed: {0}")]
     Query(String),
-    /// Prometheus answered with something other than a range vector.
-    #[error("Prometheus answered a range query with a non-matrix result")]
-    NotAMatrix,
+    /// Prometheus answered, but not with a range vector: a PromQL or server error, a result
+    /// of another kind, or a body that is not a Prometheus answer.
+    #[error("Prometheus query failed: {0}")]
+    Answer(#[from] AnswerError),
+    /// A non-2xx HTTP answer whose body is not a Prometheus answer either (e.g. a proxy's
+    /// error page); the start of the body is kept.
+    #[error("Prometheus query failed: HTTP {status}: {body}")]
+    Http {
+        /// The HTTP status line's code and reason.
+        status: String,
+        /// At most the first 200 characters of the body.
+        body: String,
+    },
 }
 
 /// Settings of the heat source.
@@ -153,7 +158,7 @@ impl Eyes {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
-        let answer = self
+        let response = self
             .client
             .query_range(
                 &self.config.query,
@@ -162,27 +167,26 @@ impl Eyes {
                 step.as_secs_f64(),
             )
             .timeout(self.config.timeout.as_millis() as i64)
-            .get()
+            .get_raw()
             .await
             .map_err(|e| EyesError::Query(e.to_string()))?;
-        let Data::Matrix(vectors) = answer.data() else {
-            return Err(EyesError::NotAMatrix);
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| EyesError::Query(format!("reading the answer: {e}")))?;
+        // Read straight into the series (matrix::parse): the client crate's own types hold the
+        // whole answer as a generic tree first, ~5x the heap (docs/benchmarks.md).
+        let series = match matrix::parse(&body) {
+            Err(AnswerError::Malformed(_)) if !status.is_success() => {
+                return Err(EyesError::Http {
+                    status: status.to_string(),
+                    body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                });
+            }
+            answer => answer?,
         };
-        let mut series = Series::with_capacity(vectors.len());
-        for v in vectors {
-            let Some(pv) = v.metric().get(PV_LABEL) else {
-                continue;
-            };
-            let samples = v
-                .samples()
-                .iter()
-                .map(|s| Sample {
-                    at: s.timestamp() as i64,
-                    iops: s.value(),
-                })
-                .collect();
-            series.insert(pv.clone(), samples);
-        }
+        drop(body);
         {
             let mut history = self.history.lock().expect("history lock");
             for (pv, samples) in &series {
@@ -345,5 +349,32 @@ mod tests {
         // A different window bypasses the cache and must reach the (dead) server.
         let err = e.series(Duration::from_secs(1800), end).await.unwrap_err();
         assert!(matches!(err, EyesError::Query(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_expression_names_prometheus_own_error() {
+        let end = now() - 60;
+        let Some(p) = prometheus(&series(&[("pvc-a", 10.0, 10.0)], end)).await else {
+            return;
+        };
+        let with_query = |query: &str| {
+            let mut e = eyes(p.url());
+            e.config.query = query.into();
+            e
+        };
+        let window = Duration::from_secs(1800);
+        let err = with_query("sum by (pv_name) (rate(volume_num_read_ops[5m])")
+            .series(window, end)
+            .await
+            .unwrap_err();
+        let EyesError::Answer(AnswerError::Prometheus { kind, message }) = &err else {
+            panic!("want Prometheus's own error, got {err:?}");
+        };
+        assert_eq!(kind, "bad_data", "{err}");
+        assert!(message.contains("parse error"), "{err}");
+        // A scalar expression answers a range query with a matrix of one unlabelled series:
+        // no volume gets a heat (unknown), which is not an error.
+        let s = with_query("vector(1)").series(window, end).await.unwrap();
+        assert!(s.is_empty(), "{s:?}");
     }
 }

@@ -1,0 +1,309 @@
+//! A Prometheus range-query answer (`/api/v1/query_range`) read in one pass into per-volume
+//! samples.
+//!
+//! The answer is deserialised straight into the [`Series`] the heat is computed from: of each
+//! series' labels only [`PV_LABEL`] is kept, every other label is skipped without being stored,
+//! and each point's quoted value is parsed as it is read. prometheus-http-query's response
+//! types buffer the whole answer as a generic tree first (they are internally tagged enums with
+//! `#[serde(flatten)]`): fetching and parsing one 100,000-series answer peaked at 590 MiB of
+//! heap with them and at 124 MiB with this reader (docs/benchmarks.md, `--bench heat_query`).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::heat::Sample;
+
+/// Label carrying the PV name in the heat query's answer.
+pub const PV_LABEL: &str = "pv_name";
+
+/// Per-PV IOPS samples from one answer.
+pub type Series = HashMap<String, Vec<Sample>>;
+
+/// What is wrong with an answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnswerError {
+    /// Prometheus reported an error (`"status": "error"`), e.g. a PromQL syntax error or a
+    /// query timeout.
+    #[error("Prometheus reported {kind}: {message}")]
+    Prometheus {
+        /// `errorType`, e.g. `bad_data`, `timeout`, `execution`.
+        kind: String,
+        /// `error`, Prometheus's message.
+        message: String,
+    },
+    /// The query's result is not a range vector (the expression yields a scalar or a string).
+    #[error("Prometheus answered a range query with a {0} result, not a matrix")]
+    NotAMatrix(String),
+    /// The body is not a Prometheus API answer (not JSON, a field missing or of the wrong
+    /// type, a value that is not a number).
+    #[error("unreadable Prometheus answer: {0}")]
+    Malformed(String),
+}
+
+/// The series of a range-query answer, keyed by [`PV_LABEL`]. Series without that label are
+/// left out (they cannot be matched to a volume); a later series for the same PV replaces an
+/// earlier one.
+pub fn parse(body: &[u8]) -> Result<Series, AnswerError> {
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| AnswerError::Malformed(e.to_string()))?;
+    if answer.status != "success" {
+        return Err(AnswerError::Prometheus {
+            kind: answer.error_type.unwrap_or_else(|| answer.status.clone()),
+            message: answer.error.unwrap_or_default(),
+        });
+    }
+    let Some(data) = answer.data else {
+        return Err(AnswerError::Malformed(
+            "no `data` in a successful answer".into(),
+        ));
+    };
+    match data {
+        Data::Matrix(series) => Ok(series),
+        Data::Other(kind) => Err(AnswerError::NotAMatrix(kind)),
+    }
+}
+
+/// The envelope every Prometheus API answer shares.
+#[derive(Deserialize)]
+struct Answer {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// `data` of a query answer: the series of a matrix, or the kind of any other result.
+enum Data {
+    Matrix(Series),
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(DataVisitor)
+    }
+}
+
+struct DataVisitor;
+
+impl<'de> Visitor<'de> for DataVisitor {
+    type Value = Data;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with `resultType` and `result`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
+        let mut kind: Option<String> = None;
+        let mut series = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "resultType" => kind = Some(map.next_value()?),
+                // Prometheus writes `resultType` first; the result is read by its kind.
+                "result" => match kind.as_deref() {
+                    Some("matrix") => series = Some(map.next_value::<Vectors>()?.0),
+                    Some(_) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    None => return Err(de::Error::custom("`result` before `resultType`")),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let kind = kind.ok_or_else(|| de::Error::missing_field("resultType"))?;
+        match (kind.as_str(), series) {
+            ("matrix", Some(series)) => Ok(Data::Matrix(series)),
+            ("matrix", None) => Err(de::Error::missing_field("result")),
+            _ => Ok(Data::Other(kind)),
+        }
+    }
+}
+
+/// The `result` array of a matrix, collected into a [`Series`] as it is read.
+struct Vectors(Series);
+
+impl<'de> Deserialize<'de> for Vectors {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vectors;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of series")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vectors, A::Error> {
+                let mut series = Series::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(v) = seq.next_element::<Vector>()? {
+                    if let Some(pv) = v.metric.pv {
+                        series.insert(pv, v.values.0);
+                    }
+                }
+                Ok(Vectors(series))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One series of a matrix.
+#[derive(Deserialize)]
+struct Vector {
+    #[serde(default)]
+    metric: Metric,
+    #[serde(default)]
+    values: Points,
+}
+
+/// The one label kept; serde skips the others without storing them.
+#[derive(Default, Deserialize)]
+struct Metric {
+    #[serde(rename = "pv_name")]
+    pv: Option<String>,
+}
+
+/// `values`: `[unix_seconds, "value"]` pairs.
+#[derive(Default)]
+struct Points(Vec<Sample>);
+
+impl<'de> Deserialize<'de> for Points {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Points;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of [time, \"value\"] points")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Points, A::Error> {
+                let mut points = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some((at, Quoted(iops))) = seq.next_element::<(f64, Quoted)>()? {
+                    points.push(Sample {
+                        at: at as i64,
+                        iops,
+                    });
+                }
+                Ok(Points(points))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A sample value: Prometheus quotes it (`"12.5"`, `"NaN"`, `"+Inf"`).
+struct Quoted(f64);
+
+impl<'de> Deserialize<'de> for Quoted {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Quoted;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number in a JSON string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Quoted, E> {
+                s.parse().map(Quoted).map_err(|_| {
+                    E::invalid_value(de::Unexpected::Str(s), &"a number in a JSON string")
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(result: &str) -> String {
+        format!(r#"{{"status":"success","data":{{"resultType":"matrix","result":{result}}}}}"#)
+    }
+
+    #[test]
+    fn keeps_every_pv_series_and_only_the_pv_label() {
+        let body = matrix(
+            r#"[{"metric":{"node":"n1","pv_name":"pv-a","op":"read"},"values":[[1700000000,"1.5"],[1700000060.25,"NaN"]]},
+                {"metric":{"pv_name":"pv-b"},"values":[[1700000000,"+Inf"]]},
+                {"metric":{"job":"no-pv"},"values":[[1700000000,"9"]]}]"#,
+        );
+        let series = parse(body.as_bytes()).expect("a matrix");
+        assert_eq!(series.len(), 2, "the series without pv_name is left out");
+        let a = &series["pv-a"];
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[0].at, a[0].iops), (1_700_000_000, 1.5));
+        assert_eq!(a[1].at, 1_700_000_060);
+        assert!(a[1].iops.is_nan());
+        assert_eq!(series["pv-b"][0].iops, f64::INFINITY);
+    }
+
+    #[test]
+    fn an_empty_matrix_is_no_series_not_an_error() {
+        assert!(parse(matrix("[]").as_bytes()).expect("matrix").is_empty());
+    }
+
+    #[test]
+    fn a_prometheus_error_names_its_type_and_message() {
+        let body = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
+        let err = parse(body).expect_err("an error answer");
+        assert_eq!(
+            err,
+            AnswerError::Prometheus {
+                kind: "bad_data".into(),
+                message: "parse error at char 5".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "Prometheus reported bad_data: parse error at char 5"
+        );
+    }
+
+    #[test]
+    fn a_scalar_or_vector_result_is_not_a_matrix() {
+        let scalar =
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
+        assert_eq!(
+            parse(scalar).expect_err("scalar"),
+            AnswerError::NotAMatrix("scalar".into())
+        );
+        let vector = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"pv_name":"a"},"value":[1,"2"]}]}}"#;
+        assert_eq!(
+            parse(vector).expect_err("vector"),
+            AnswerError::NotAMatrix("vector".into())
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_malformed_with_the_reason() {
+        let word = matrix(r#"[{"metric":{"pv_name":"a"},"values":[[1,"fast"]]}]"#);
+        let unquoted = matrix(r#"[{"metric":{"pv_name":"a"},"values":[[1,2]]}]"#);
+        let cases: [(&[u8], &str); 5] = [
+            (b"<html>502 Bad Gateway</html>", "expected value"),
+            (br#"{"status":"success"}"#, "no `data`"),
+            (
+                word.as_bytes(),
+                "invalid value: string \"fast\", expected a number in a JSON string",
+            ),
+            (
+                unquoted.as_bytes(),
+                "invalid type: integer `2`, expected a number in a JSON string",
+            ),
+            (
+                br#"{"status":"success","data":{"result":[],"resultType":"matrix"}}"#,
+                "`result` before `resultType`",
+            ),
+        ];
+        for (body, reason) in cases {
+            let err = parse(body).expect_err("malformed");
+            let AnswerError::Malformed(m) = &err else {
+                panic!("{err:?} for {}", String::from_utf8_lossy(body));
+            };
+            assert!(m.contains(reason), "{m:?} should name {reason:?}");
+        }
+    }
+}
