@@ -158,6 +158,38 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
         "{}",
         st.message
     );
+    // Do what a real cluster's garbage collector does with the finished, ownerless migration,
+    // and put the policy back: it sees the (still cold) volume again, and only the cooldown
+    // the cancellation recorded on the PV keeps it from moving it at once, which
+    // `assert_cancelled` checks.
+    Api::<couchestor_common::migration::VolumeMigration>::all(env.client.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the migration to be deleted",
+        30,
+        || migration(&env, &name),
+        Option::is_none,
+    )
+    .await;
+    create_policy(&env, "cancel-policy", json!({})).await;
+    eventually(
+        "the recreated policy to watch the volume",
+        60,
+        || async {
+            Api::<StoragePolicy>::all(env.client.clone())
+                .get_opt("cancel-policy")
+                .await
+                .unwrap()
+                .and_then(|p| p.status)
+        },
+        |s| {
+            s.as_ref()
+                .is_some_and(|s| s.watched_volumes == 1 && s.last_reconcile_time.is_some())
+        },
+    )
+    .await;
     assert_cancelled(&env, &id, &ctl, "cancel-policy", &name).await;
     assert!(
         ctl.log_text()

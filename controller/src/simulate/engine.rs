@@ -102,9 +102,9 @@ pub struct EngineStats {
     pub replica_removals: u64,
     /// Of those, healthy ones (the old, in-sync replica a move replaces).
     pub healthy_removals: u64,
-    /// `clean`: no volume ever had fewer healthy replicas than it started with (a violation
-    /// fails the run instead).
-    pub removal_audit: String,
+    /// Audit checks of a volume's healthy replicas after an engine step, every one passed (a
+    /// volume with fewer healthy replicas than it started with fails the run instead).
+    pub audited_volume_steps: u64,
     /// Volumes whose replicas span both tiers at the end (an aborted multi-replica move).
     pub split_volumes_at_end: usize,
     /// Volumes whose tier changed without a completed migration (should be 0).
@@ -196,7 +196,6 @@ impl Engine {
                 rebuild_mib_per_sec: rate,
                 migration_timeout_minutes: ms.migration_timeout.as_secs_f64() / 60.0,
                 initial_fallbacks: built.fallbacks,
-                removal_audit: "clean".into(),
                 ..EngineStats::default()
             },
             sim: Some(sim),
@@ -328,6 +327,7 @@ impl Engine {
                 self.index.get(v).map(|&i| self.start_replicas[i])
             })?;
         self.removals_seen = world.removals.len();
+        self.stats.audited_volume_steps += 1;
         self.stats.replica_removals += removed;
         self.stats.healthy_removals += healthy;
         Ok(())

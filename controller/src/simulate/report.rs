@@ -297,8 +297,11 @@ impl Report {
                 e.transient_retries
             ));
             line(format!(
-                "removal audit: {} ({} replica removals, {} of healthy old replicas); {} volume(s) split across tiers at the end",
-                e.removal_audit, e.replica_removals, e.healthy_removals, e.split_volumes_at_end
+                "removal audit: passed {} volume checks after engine steps and {} replica removals ({} of healthy old replicas); {} volume(s) split across tiers at the end",
+                e.audited_volume_steps,
+                e.replica_removals,
+                e.healthy_removals,
+                e.split_volumes_at_end
             ));
         }
         if let Some(svg) = &self.svg {
