@@ -97,22 +97,27 @@ async fn assert_cancelled(env: &Env, id: &str, ctl: &Controller, policy: &str, n
     assert!(ctl.log_text().contains("migration cancelled"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_migration_mid_rebuild_undoes_the_unsynced_replica() {
-    let Some((env, id, _prom, ctl, name)) = caught_rebuilding("cancel-vm").await else {
-        return;
-    };
+/// Deletes a migration and waits until it is gone (its finalizer, if any, released).
+async fn delete_migration(env: &Env, name: &str) {
     Api::<couchestor_common::migration::VolumeMigration>::all(env.client.clone())
-        .delete(&name, &DeleteParams::default())
+        .delete(name, &DeleteParams::default())
         .await
         .unwrap();
     eventually(
         "the migration to be deleted",
         60,
-        || migration(&env, &name),
+        || migration(env, name),
         Option::is_none,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_migration_mid_rebuild_undoes_the_unsynced_replica() {
+    let Some((env, id, _prom, ctl, name)) = caught_rebuilding("cancel-vm").await else {
+        return;
+    };
+    delete_migration(&env, &name).await;
     assert_cancelled(&env, &id, &ctl, "cancel-vm", &name).await;
 }
 
@@ -162,17 +167,7 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
     // and put the policy back: it sees the (still cold) volume again, and only the cooldown
     // the cancellation recorded on the PV keeps it from moving it at once, which
     // `assert_cancelled` checks.
-    Api::<couchestor_common::migration::VolumeMigration>::all(env.client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually(
-        "the migration to be deleted",
-        30,
-        || migration(&env, &name),
-        Option::is_none,
-    )
-    .await;
+    delete_migration(&env, &name).await;
     create_policy(&env, "cancel-policy", json!({})).await;
     eventually(
         "the recreated policy to watch the volume",
