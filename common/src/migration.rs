@@ -19,6 +19,11 @@ pub const FINALIZER: &str = "storage.billyronks.io/migration-cleanup";
 /// PV annotation: when a migration of this volume was cancelled (RFC 3339). Counts like an
 /// aborted migration for the policy's cooldown, so a deleted migration is not restarted at once.
 pub const CANCELLED_ANNOTATION: &str = "storage.billyronks.io/migration-cancelled";
+/// PV annotation: the target tier (`hot`, `warm`, `cold`) of the migration cancelled at
+/// [`CANCELLED_ANNOTATION`]. A multi-replica move cancelled after some replicas were replaced
+/// leaves the volume on two tiers; after the cooldown the planner consolidates it
+/// ([`crate::split`]) as it does after an aborted move.
+pub const CANCELLED_TO_ANNOTATION: &str = "storage.billyronks.io/migration-cancelled-to";
 
 /// Condition type on a VolumeMigration: whether this Mayastor's scale-down can be steered
 /// (reason `PoolCordon`, `NodeCordon` or `UnsupportedMayastorVersion`).

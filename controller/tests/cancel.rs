@@ -12,7 +12,9 @@ use common::{
     event_note, eventually, migration, migrations, now, only_unsynced_removed, phase, series,
 };
 use couchestor_common::StoragePolicy;
-use couchestor_common::migration::{CANCELLED_ANNOTATION, FINALIZER, MigrationPhase};
+use couchestor_common::migration::{
+    CANCELLED_ANNOTATION, CANCELLED_TO_ANNOTATION, FINALIZER, MigrationPhase,
+};
 use couchestor_mayastor_sim::Profile;
 use couchestor_testsupport::{TestPrometheus, prometheus};
 use k8s_openapi::api::core::v1::PersistentVolume;
@@ -192,4 +194,93 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
         "{}",
         ctl.log_text()
     );
+}
+
+/// A two-replica move cancelled while its second replica rebuilds: the first replacement has
+/// synced and its old replica is gone, so the volume is left on both tiers. The cancellation
+/// removes only the unsynced replica, and records where the move was going; after the
+/// cooldown (0 s here) the planner consolidates the volume as it does after an aborted move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_cancelled_part_way_is_consolidated_after_the_cooldown() {
+    // 1 GiB at 28 MiB/s: 37 s per replica.
+    let Some(env) = Env::new("cancel-split", Profile::V2_10, 28.0).await else {
+        return;
+    };
+    env.add_tier_nodes("nvme", 2).await;
+    env.add_tier_nodes("sata", 3).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0", "nvme-1"], true).await;
+    let Some(prom) = prometheus(&series(&[(pv.clone(), 1.0)], now() - 60)).await else {
+        return;
+    };
+    let _ctl = env.controller("c", prom.url(), &[]);
+    create_policy(
+        &env,
+        "cancel-split",
+        json!({"migrationTimeout": "10m", "cooldownPeriod": "0s"}),
+    )
+    .await;
+    let vms = eventually(
+        "the second replica rebuilding",
+        120,
+        || migrations(&env, "cancel-split"),
+        |v| {
+            v.len() == 1
+                && phase(&v[0]) == Some(MigrationPhase::WaitingSync)
+                && v[0].status.as_ref().is_some_and(|s| s.known.len() == 4)
+        },
+    )
+    .await;
+    let first = vms[0].name_any();
+    delete_migration(&env, &first).await;
+    let annotations = Api::<PersistentVolume>::all(env.client.clone())
+        .get(&pv)
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default();
+    assert_eq!(
+        annotations.get(CANCELLED_TO_ANNOTATION).map(String::as_str),
+        Some("cold"),
+        "{annotations:?}"
+    );
+    let vms = eventually(
+        "the consolidating move to complete",
+        120,
+        || migrations(&env, "cancel-split"),
+        |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::Completed),
+    )
+    .await;
+    let second = &vms[0];
+    assert_eq!(second.spec.to, couchestor_common::Tier::Cold);
+    assert!(
+        second.spec.reason.contains("interrupted move to cold"),
+        "{}",
+        second.spec.reason
+    );
+    let now_on = env.replica_pools(&id).await;
+    assert_eq!(now_on.len(), 2, "replica count changed: {now_on:?}");
+    assert!(now_on.iter().all(|p| p.starts_with("sata")), "{now_on:?}");
+    let state = env.sim_state().await;
+    assert_removals_safe(&state, &[(id.clone(), 2)].into());
+    // Removed: the cancelled, unsynced replica on SATA, and each old NVMe replica once its
+    // replacement had synced.
+    let pools: Vec<&str> = state["removals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["pool"].as_str())
+        .collect();
+    assert_eq!(
+        pools.iter().filter(|p| p.starts_with("nvme")).count(),
+        2,
+        "{pools:?}"
+    );
+    assert_eq!(
+        pools.iter().filter(|p| p.starts_with("sata")).count(),
+        1,
+        "{pools:?}"
+    );
+    assert_no_cordons(&state);
 }

@@ -9,7 +9,7 @@
 
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
-    CANCELLED_ANNOTATION, FINALIZER, MigrationPhase, VolumeMigration,
+    CANCELLED_ANNOTATION, CANCELLED_TO_ANNOTATION, FINALIZER, MigrationPhase, VolumeMigration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -125,7 +125,15 @@ pub async fn cancel(
     st.finished_at = Some(Time(now));
     st.rebuild_progress = None;
     st.message = format!("cancelled in {phase:?} ({why}); {note}; no data was removed");
-    annotate_pv(ctx, &vm.spec.volume, CANCELLED_ANNOTATION, now).await?;
+    annotate_pv(
+        ctx,
+        &vm.spec.volume,
+        &[
+            (CANCELLED_ANNOTATION, &now.to_string()),
+            (CANCELLED_TO_ANNOTATION, vm.spec.to.as_str()),
+        ],
+    )
+    .await?;
     saver.save(&st).await?;
     warn!(migration = %vm.name_any(), volume = %vm.spec.volume, message = %st.message, "migration cancelled");
     ctx.metrics

@@ -97,7 +97,12 @@ pub async fn finish(
     let completed = abort.is_none();
     let c = conclude(&ctx.hands(), vm, &mut st, abort, now).await?;
     if completed {
-        annotate_pv(ctx, &vm.spec.volume, LAST_MIGRATION_ANNOTATION, now).await?;
+        annotate_pv(
+            ctx,
+            &vm.spec.volume,
+            &[(LAST_MIGRATION_ANNOTATION, &now.to_string())],
+        )
+        .await?;
     }
     saver.save(&st).await?;
     info!(migration = %vm.name_any(), volume = %vm.spec.volume, outcome = c.status_label, message = %st.message, "migration finished");
@@ -124,9 +129,13 @@ pub async fn report(
     }
 }
 
-/// Sets a timestamp annotation on a PV (a deleted PV needs none).
-pub async fn annotate_pv(ctx: &Context, pv: &str, key: &str, at: Timestamp) -> Result<(), Error> {
-    let patch = serde_json::json!({"metadata": {"annotations": {key: at.to_string()}}});
+/// Sets annotations on a PV (a deleted PV needs none).
+pub async fn annotate_pv(ctx: &Context, pv: &str, pairs: &[(&str, &str)]) -> Result<(), Error> {
+    let annotations: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).into()))
+        .collect();
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
     match Api::<PersistentVolume>::all(ctx.client.clone())
         .patch(pv, &PatchParams::default(), &Patch::Merge(&patch))
         .await

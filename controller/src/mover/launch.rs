@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
-    CANCELLED_ANNOTATION, FINALIZER, MigrationPhase, POLICY_LABEL, VOLUME_LABEL, VolumeMigration,
-    VolumeMigrationSpec,
+    CANCELLED_ANNOTATION, CANCELLED_TO_ANNOTATION, FINALIZER, MigrationPhase, POLICY_LABEL,
+    VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
 };
 use couchestor_common::plan::Move;
 use couchestor_common::storagepolicy::MigrationRecord;
@@ -32,8 +32,8 @@ pub struct Summary {
     /// `storage.billyronks.io/migration-cancelled` annotation) migration ended (Unix seconds):
     /// retried only after the policy's cooldown, like a completed move.
     pub last_abort: HashMap<String, i64>,
-    /// Per PV, the target tier of its newest aborted migration: where a move that stopped
-    /// part-way was going ([`couchestor_common::split`]).
+    /// Per PV, the target tier of its newest aborted or cancelled migration: where a move that
+    /// stopped part-way was going ([`couchestor_common::split`]).
     pub last_abort_to: HashMap<String, couchestor_common::Tier>,
     /// Migrations in progress across all policies.
     pub active_total: u32,
@@ -89,15 +89,25 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
             finished.entry(vm.spec.policy.clone()).or_default().push(vm);
         }
     }
-    // A cancelled migration is deleted: its PV's annotation remembers when.
+    // A cancelled migration is deleted: its PV's annotations remember when, and where it was
+    // going.
     for pv in ctx.pvs.state() {
-        let at = pv
-            .annotations()
+        let annotations = pv.annotations();
+        let at = annotations
             .get(CANCELLED_ANNOTATION)
             .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
         if let Some(at) = at {
             let e = s.last_abort.entry(pv.name_any()).or_insert(i64::MIN);
-            *e = (*e).max(at.as_second());
+            if at.as_second() >= *e {
+                *e = at.as_second();
+                let to = annotations
+                    .get(CANCELLED_TO_ANNOTATION)
+                    .and_then(|t| serde_json::from_value(serde_json::json!(t)).ok());
+                match to {
+                    Some(to) => s.last_abort_to.insert(pv.name_any(), to),
+                    None => s.last_abort_to.remove(&pv.name_any()),
+                };
+            }
         }
     }
     for (policy, mut vms) in finished {
