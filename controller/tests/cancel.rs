@@ -8,8 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Controller, Env, GIB, assert_no_cordons, assert_outcomes, assert_removals_safe, create_policy,
-    event_note, eventually, migration, migrations, now, only_unsynced_removed, phase, series,
+    Controller, Env, GIB, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
+    assert_removals_safe, cold_two_replica_volume, create_policy, event_note, eventually,
+    migration, migrations, now, only_unsynced_removed, phase, series,
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
@@ -17,7 +18,6 @@ use couchestor_common::migration::{
 };
 use couchestor_mayastor_sim::Profile;
 use couchestor_testsupport::{TestPrometheus, prometheus};
-use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
@@ -72,13 +72,7 @@ async fn assert_cancelled(env: &Env, id: &str, ctl: &Controller, policy: &str, n
     );
     let claim = format!("claim-{}", &id[id.len() - 6..]);
     event_note(env, "PersistentVolumeClaim", &claim, "MigrationCancelled").await;
-    let annotations = Api::<PersistentVolume>::all(env.client.clone())
-        .get(&pv)
-        .await
-        .unwrap()
-        .metadata
-        .annotations
-        .unwrap_or_default();
+    let annotations = env.pv_annotations(&pv).await;
     assert!(
         annotations.contains_key(CANCELLED_ANNOTATION),
         "{annotations:?}"
@@ -203,23 +197,11 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_cancelled_part_way_is_consolidated_after_the_cooldown() {
     // 1 GiB at 28 MiB/s: 37 s per replica.
-    let Some(env) = Env::new("cancel-split", Profile::V2_10, 28.0).await else {
+    let spec = json!({"migrationTimeout": "10m", "cooldownPeriod": "0s"});
+    let Some((env, id, _prom, _ctl)) = cold_two_replica_volume("cancel-split", 28.0, spec).await
+    else {
         return;
     };
-    env.add_tier_nodes("nvme", 2).await;
-    env.add_tier_nodes("sata", 3).await;
-    let id = env.uuid(1);
-    let pv = env.add_volume(&id, GIB, &["nvme-0", "nvme-1"], true).await;
-    let Some(prom) = prometheus(&series(&[(pv.clone(), 1.0)], now() - 60)).await else {
-        return;
-    };
-    let _ctl = env.controller("c", prom.url(), &[]);
-    create_policy(
-        &env,
-        "cancel-split",
-        json!({"migrationTimeout": "10m", "cooldownPeriod": "0s"}),
-    )
-    .await;
     let vms = eventually(
         "the second replica rebuilding",
         120,
@@ -233,13 +215,7 @@ async fn a_move_cancelled_part_way_is_consolidated_after_the_cooldown() {
     .await;
     let first = vms[0].name_any();
     delete_migration(&env, &first).await;
-    let annotations = Api::<PersistentVolume>::all(env.client.clone())
-        .get(&pv)
-        .await
-        .unwrap()
-        .metadata
-        .annotations
-        .unwrap_or_default();
+    let annotations = env.pv_annotations(&format!("pvc-{id}")).await;
     assert_eq!(
         annotations.get(CANCELLED_TO_ANNOTATION).map(String::as_str),
         Some("cold"),
@@ -252,35 +228,9 @@ async fn a_move_cancelled_part_way_is_consolidated_after_the_cooldown() {
         |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::Completed),
     )
     .await;
-    let second = &vms[0];
-    assert_eq!(second.spec.to, couchestor_common::Tier::Cold);
-    assert!(
-        second.spec.reason.contains("interrupted move to cold"),
-        "{}",
-        second.spec.reason
-    );
-    let now_on = env.replica_pools(&id).await;
-    assert_eq!(now_on.len(), 2, "replica count changed: {now_on:?}");
-    assert!(now_on.iter().all(|p| p.starts_with("sata")), "{now_on:?}");
-    let state = env.sim_state().await;
-    assert_removals_safe(&state, &[(id.clone(), 2)].into());
+    let removed = assert_consolidated_on_sata(&env, &id, &vms[0]).await;
     // Removed: the cancelled, unsynced replica on SATA, and each old NVMe replica once its
     // replacement had synced.
-    let pools: Vec<&str> = state["removals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["pool"].as_str())
-        .collect();
-    assert_eq!(
-        pools.iter().filter(|p| p.starts_with("nvme")).count(),
-        2,
-        "{pools:?}"
-    );
-    assert_eq!(
-        pools.iter().filter(|p| p.starts_with("sata")).count(),
-        1,
-        "{pools:?}"
-    );
-    assert_no_cordons(&state);
+    let on = |tier: &str| removed.iter().filter(|p| p.starts_with(tier)).count();
+    assert_eq!((on("nvme"), on("sata")), (2, 1), "{removed:?}");
 }

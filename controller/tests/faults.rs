@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Env, GIB, assert_no_cordons, assert_outcomes, assert_removals_safe, create_policy, eventually,
-    metrics, migrations, now, only_unsynced_removed, phase, printed_row, sample, series,
+    Env, GIB, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
+    assert_removals_safe, cold_two_replica_volume, create_policy, eventually, metrics, migrations,
+    now, only_unsynced_removed, phase, printed_row, sample, series,
 };
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
 use couchestor_mayastor_sim::Profile;
@@ -370,23 +371,10 @@ async fn two_policies_contending_for_one_volume_start_one_migration() {
 async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
     // 1 GiB at 28 MiB/s: 37 s per replica against a 60 s timeout, so the first replica of two
     // syncs and the second cannot.
-    let Some(env) = Env::new("fault-split", Profile::V2_10, 28.0).await else {
+    let spec = json!({"migrationTimeout": "1m", "cooldownPeriod": "0s"});
+    let Some((env, id, _prom, c)) = cold_two_replica_volume("fault-split", 28.0, spec).await else {
         return;
     };
-    env.add_tier_nodes("nvme", 2).await;
-    env.add_tier_nodes("sata", 3).await;
-    let id = env.uuid(1);
-    let pv = env.add_volume(&id, GIB, &["nvme-0", "nvme-1"], true).await;
-    let Some(prom) = prometheus(&series(&[(pv, 1.0)], now() - 60)).await else {
-        return;
-    };
-    let c = env.controller("c", prom.url(), &[]);
-    create_policy(
-        &env,
-        "fault-split",
-        json!({"migrationTimeout": "1m", "cooldownPeriod": "0s"}),
-    )
-    .await;
     let vms = eventually(
         "the interrupted move and the consolidation to finish",
         240,
@@ -412,24 +400,8 @@ async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
     let st = first.status.clone().unwrap();
     assert_eq!(st.abort_reason.as_deref(), Some("Timeout"), "{st:?}");
     assert!(st.message.contains("timed out in"), "{}", st.message);
-    assert_eq!(second.spec.to, couchestor_common::Tier::Cold);
-    assert!(
-        second.spec.reason.contains("interrupted move to cold"),
-        "{}",
-        second.spec.reason
-    );
-    let now_on = env.replica_pools(&id).await;
-    assert_eq!(now_on.len(), 2, "replica count changed: {now_on:?}");
-    assert!(now_on.iter().all(|p| p.starts_with("sata")), "{now_on:?}");
-    let state = env.sim_state().await;
-    assert_removals_safe(&state, &[(id.clone(), 2)].into());
+    let removed = assert_consolidated_on_sata(&env, &id, second).await;
     // The timed-out replica (unsynced) and the two old ones: one per replacement, no more.
-    let healthy_removed = state["removals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["pool"].as_str().is_some_and(|p| p.starts_with("nvme")))
-        .count();
-    assert_eq!(healthy_removed, 2, "{}", state["removals"]);
-    assert_no_cordons(&state);
+    let healthy_removed = removed.iter().filter(|p| p.starts_with("nvme")).count();
+    assert_eq!(healthy_removed, 2, "{removed:?}");
 }

@@ -575,3 +575,65 @@ pub async fn migration(env: &Env, name: &str) -> Option<VolumeMigration> {
         .await
         .unwrap()
 }
+
+/// The setting of the split-volume tests: a cold 2-replica volume of 1 GiB on `nvme-0` and
+/// `nvme-1`, with 2 NVMe and 3 SATA nodes rebuilding at `rebuild_mib_per_sec`, its heat in a
+/// real Prometheus, a controller, and the policy `test` with `spec`. Returns the environment,
+/// the volume's UUID, the Prometheus (keep it alive) and the controller.
+pub async fn cold_two_replica_volume(
+    test: &str,
+    rebuild_mib_per_sec: f64,
+    spec: Value,
+) -> Option<(
+    Env,
+    String,
+    couchestor_testsupport::TestPrometheus,
+    Controller,
+)> {
+    let env = Env::new(test, Profile::V2_10, rebuild_mib_per_sec).await?;
+    env.add_tier_nodes("nvme", 2).await;
+    env.add_tier_nodes("sata", 3).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0", "nvme-1"], true).await;
+    let prom = couchestor_testsupport::prometheus(&series(&[(pv, 1.0)], now() - 60)).await?;
+    let ctl = env.controller("c", prom.url(), &[]);
+    create_policy(&env, test, spec).await;
+    Some((env, id, prom, ctl))
+}
+
+/// After a consolidating move to `cold` (`vm`): the volume `id` is on SATA only with its two
+/// replicas, every removal left it with two healthy replicas, no cordon is left. Returns the
+/// pools of the simulator's removals.
+pub async fn assert_consolidated_on_sata(env: &Env, id: &str, vm: &VolumeMigration) -> Vec<String> {
+    assert_eq!(vm.spec.to, couchestor_common::Tier::Cold);
+    assert!(
+        vm.spec.reason.contains("interrupted move to cold"),
+        "{}",
+        vm.spec.reason
+    );
+    let now_on = env.replica_pools(id).await;
+    assert_eq!(now_on.len(), 2, "replica count changed: {now_on:?}");
+    assert!(now_on.iter().all(|p| p.starts_with("sata")), "{now_on:?}");
+    let state = env.sim_state().await;
+    assert_removals_safe(&state, &[(id.to_string(), 2)].into());
+    assert_no_cordons(&state);
+    state["removals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["pool"].as_str().map(str::to_string))
+        .collect()
+}
+
+impl Env {
+    /// The annotations of PV `pv`.
+    pub async fn pv_annotations(&self, pv: &str) -> BTreeMap<String, String> {
+        Api::<PersistentVolume>::all(self.client.clone())
+            .get(pv)
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default()
+    }
+}
