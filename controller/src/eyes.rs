@@ -377,4 +377,50 @@ mod tests {
         let s = with_query("vector(1)").series(window, end).await.unwrap();
         assert!(s.is_empty(), "{s:?}");
     }
+
+    /// PROMETHEUS_URL pointing at something else (here a proxy that answers every request
+    /// with its own error page): the error carries the HTTP status and the page's start.
+    #[tokio::test]
+    async fn a_non_prometheus_answer_names_the_http_status_and_body() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let page =
+                "<html><body>502 Bad Gateway: upstream prometheus-server unreachable</body></html>";
+            while let Ok((mut conn, _)) = listener.accept().await {
+                // Read the request's head (a GET has no body), then answer.
+                let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let answer = format!(
+                    "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                conn.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let err = eyes(&url)
+            .series(Duration::from_secs(1800), now())
+            .await
+            .unwrap_err();
+        let EyesError::Http { status, body } = &err else {
+            panic!("want the HTTP error, got {err:?}");
+        };
+        assert_eq!(status, "502 Bad Gateway");
+        assert!(
+            body.contains("upstream prometheus-server unreachable"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("Prometheus query failed: HTTP 502"),
+            "{err}"
+        );
+    }
 }
