@@ -544,3 +544,65 @@ async fn a_wrong_declared_version_is_reported_and_an_unsteerable_scale_down_give
     assert_no_cordons(&state);
     common::assert_outcomes(&env, &ctl, "failed", 1).await;
 }
+
+/// With one node more than replicas, the node a scale-down frees is the only place for the
+/// next new replica. A 3-replica move to NVMe of a volume on nodes 0-2 (their SATA pools),
+/// where node 0's NVMe pool is too small for a replica: the engine removes the old replicas on
+/// nodes 1 and 2 first, whose NVMe pools take the next new replicas, and node 0's last, so the
+/// move completes instead of stopping part-way with `NoEligibleTarget`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_replica_move_frees_first_the_nodes_whose_target_pools_have_room() {
+    let Some(env) = Env::new("move-order", Profile::V2_10, 2048.0).await else {
+        return;
+    };
+    for i in 0..4 {
+        let node = format!("node-{i}");
+        env.admin("nodes", json!({ "id": node })).await;
+        let nvme = if i == 0 { GIB / 2 } else { 1000 * GIB };
+        for (tier, capacity) in [("nvme", nvme), ("sata", 1000 * GIB)] {
+            env.admin(
+                "pools",
+                json!({"id": format!("{tier}-{i}"), "node": node, "capacity": capacity,
+                       "labels": {"couchestor-tier": tier}}),
+            )
+            .await;
+        }
+    }
+    let id = env.uuid(1);
+    let pv = env
+        .add_volume(&id, GIB, &["sata-0", "sata-1", "sata-2"], true)
+        .await;
+    let Some(prom) = prometheus(&series(&[(pv, 5000.0)], now() - 60)).await else {
+        return;
+    };
+    let ctl = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "move-order", json!({})).await;
+    let vms = eventually(
+        "the move to finish",
+        120,
+        || migrations(&env, "move-order"),
+        |v| v.len() == 1 && phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
+    )
+    .await;
+    assert_eq!(
+        phase(&vms[0]),
+        Some(MigrationPhase::Completed),
+        "{:?}\n{}",
+        vms[0].status,
+        ctl.log_text()
+    );
+    let mut now_on = env.replica_pools(&id).await;
+    now_on.sort();
+    assert_eq!(now_on, ["nvme-1", "nvme-2", "nvme-3"]);
+    let state = env.sim_state().await;
+    assert_removals_safe(&state, &[(id.clone(), 3)].into());
+    let removed: Vec<&str> = state["removals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["pool"].as_str())
+        .collect();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert_eq!(removed.last(), Some(&"sata-0"), "{removed:?}");
+    assert_no_cordons(&state);
+}

@@ -11,7 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
+use couchestor_common::migration::{
+    MigrationPhase, ReplicaRef, VolumeMigration, VolumeMigrationStatus,
+};
 use tracing::info;
 
 use super::hands::Hands;
@@ -231,12 +233,15 @@ pub async fn scale_down(
             // Safety re-check failed (e.g. the new replica degraded meanwhile): wait for sync.
             return Ok(Step::Next(MigrationPhase::WaitingSync));
         }
-        let victim = st
+        let candidates: Vec<ReplicaRef> = st
             .remaining
             .iter()
-            .find(|r| v.state.replica_topology.contains_key(&r.uuid))
-            .cloned();
-        if let Some(victim) = victim {
+            .filter(|r| v.state.replica_topology.contains_key(&r.uuid))
+            .cloned()
+            .collect();
+        if let Some(victim) = victim(ctx, vm, &v, steering, &candidates).await? {
+            // Steered first: `judge_scale_down` reports when Mayastor removed another one.
+            st.remaining.sort_by_key(|r| r.uuid != victim.uuid);
             let c = steer::cordon_for(steering, vm, &victim.pool, &victim.node);
             if !st.cordons.contains(&c) {
                 st.cordons.push(c);
@@ -253,9 +258,38 @@ pub async fn scale_down(
     Ok(judge_scale_down(vm, st, &v, start))
 }
 
+/// The old replica to remove this round, of `candidates` (still present, in order). When more
+/// rounds follow, the first whose removal leaves a target pool for the next new replica: with
+/// as many nodes as replicas plus one, the node a removal frees is the only one without a
+/// replica, and removing the replica of a node whose target pool is too small would stop the
+/// move part-way (`NoEligibleTarget`). Otherwise, or if no removal leaves one, the first.
+async fn victim(
+    ctx: &Hands<'_>,
+    vm: &VolumeMigration,
+    v: &Volume,
+    steering: Steering,
+    candidates: &[ReplicaRef],
+) -> Result<Option<ReplicaRef>, Error> {
+    if candidates.len() <= 1 {
+        return Ok(candidates.first().cloned());
+    }
+    let inv = Inventory::read(ctx).await?;
+    let leaves_a_target = |r: &&ReplicaRef| {
+        let mut after = v.clone();
+        after.state.replica_topology.remove(&r.uuid);
+        target::pick(vm, &after, steering, &inv).is_ok()
+    };
+    Ok(candidates
+        .iter()
+        .find(leaves_a_target)
+        .or(candidates.first())
+        .cloned())
+}
+
 /// What a finished scale-down achieved. `st.remaining` still lists the old replicas as they
-/// were when the round began (it changes only here), so this is right even when the process
-/// died between the scale-down and this judgement.
+/// were when the round began (only its order changed, to put the steered one first; its
+/// members change only here), so this is right even when the process died between the
+/// scale-down and this judgement.
 /// - Any old replica gone is progress, whichever one Mayastor picked (the scale-down ran only
 ///   with `start + 1` healthy copies, so at least `start` remain).
 /// - The new replica gone (or another, e.g. one already on the target tier): retry, a few
