@@ -205,11 +205,20 @@ impl Report {
             "fast tier {}% of the footprint: {:.0} GiB of {:.0} GiB",
             self.fast_tier_percent, self.fast_capacity_gib, self.total_footprint_gib
         ));
-        if let Some(w) = self.watermarks {
-            line(format!(
+        match self.watermarks {
+            Some(Watermarks {
+                density: Some(d),
+                promote_above,
+                demote_below,
+            }) => line(format!(
+                "watermarks (calibrated after the first window): promote above {:.0} IOPS per TiB (and {promote_above:.1} IOPS), demote below {:.0} IOPS per TiB (or {demote_below:.1} IOPS)",
+                d.promote_above, d.demote_below
+            )),
+            Some(w) => line(format!(
                 "watermarks (calibrated after the first window): promote above {:.1} IOPS, demote below {:.1} IOPS",
                 w.promote_above, w.demote_below
-            ));
+            )),
+            None => {}
         }
         line(String::new());
         let cols: Vec<&Metrics> = std::iter::once(&self.metrics)
