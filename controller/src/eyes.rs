@@ -372,8 +372,8 @@ mod tests {
         };
         assert_eq!(kind, "bad_data", "{err}");
         assert!(message.contains("parse error"), "{err}");
-        // A scalar expression answers a range query with a matrix of one unlabelled series:
-        // no volume gets a heat (unknown), which is not an error.
+        // An expression without `pv_name` (here `vector(1)`) answers with one unlabelled
+        // series: no volume gets a heat (each is unknown, never cold), which is not an error.
         let s = with_query("vector(1)").series(window, end).await.unwrap();
         assert!(s.is_empty(), "{s:?}");
     }
