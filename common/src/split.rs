@@ -1,7 +1,8 @@
 //! Volumes whose replicas span several tiers because a move CoucheStor started was interrupted.
 //!
 //! A multi-replica move replaces one replica at a time. When it stops part-way (a timeout, no
-//! eligible pool for the next replica), the replicas it already replaced stay where they are:
+//! eligible pool for the next replica, a cancellation), the replicas it already replaced stay
+//! where they are:
 //! nothing is removed to undo it, so no data is at risk, but the volume now sits on two tiers.
 //! Such a volume is consolidated on one tier by a later move, which replaces only the replicas
 //! that are not there yet. A volume on several tiers for any other reason (a placement
@@ -14,13 +15,31 @@ use crate::tier::Tier;
 pub struct Split {
     /// Replicas per tier (every replica on a classified pool, at least two tiers).
     pub replicas_on: Vec<(Tier, u8)>,
-    /// Target tier of the newest aborted migration of the volume.
+    /// Target tier of the newest aborted (or cancelled) migration of the volume.
     pub interrupted_to: Tier,
+}
+
+/// The newest aborted or cancelled migration of a volume: when it ended, and where it was
+/// going (`None` for a cancellation recorded without its target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastAbort {
+    /// Unix seconds.
+    pub at: i64,
+    /// The interrupted move's target tier.
+    pub to: Option<Tier>,
+}
+
+impl LastAbort {
+    /// The newer of two records; on a tie, `other` (the one seen later).
+    pub fn newest(self, other: Self) -> Self {
+        if other.at >= self.at { other } else { self }
+    }
 }
 
 impl Split {
     /// Describes a volume whose replicas are on `replica_tiers` (one entry per replica, `None`
-    /// for a pool in no tier) after a move to `interrupted_to` was aborted; `None` unless every
+    /// for a pool in no tier) after a move to `interrupted_to` was aborted or cancelled; `None`
+    /// unless every
     /// replica is on a tier and they span at least two.
     pub fn after_abort(replica_tiers: &[Option<Tier>], interrupted_to: Tier) -> Option<Self> {
         let mut replicas_on: Vec<(Tier, u8)> = Vec::new();
@@ -72,5 +91,21 @@ mod tests {
         );
         assert_eq!(Split::after_abort(&[Some(Hot), Some(Hot)], Cold), None);
         assert_eq!(Split::after_abort(&[Some(Hot), None], Cold), None);
+    }
+
+    #[test]
+    fn the_newest_abort_wins_and_a_tie_goes_to_the_later_record() {
+        let old = LastAbort {
+            at: 10,
+            to: Some(Hot),
+        };
+        let new = LastAbort { at: 20, to: None };
+        assert_eq!(old.newest(new), new);
+        assert_eq!(new.newest(old), new);
+        let tie = LastAbort {
+            at: 20,
+            to: Some(Cold),
+        };
+        assert_eq!(new.newest(tie), tie);
     }
 }

@@ -28,8 +28,36 @@ impl Tier {
     }
 }
 
+impl std::str::FromStr for Tier {
+    type Err = String;
+
+    /// The name [`Tier::as_str`] gives (`hot`, `warm`, `cold`), as annotations carry it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Tier::Hot, Tier::Warm, Tier::Cold]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a tier (hot, warm or cold)"))
+    }
+}
+
 impl std::fmt::Display for Tier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for t in [Tier::Hot, Tier::Warm, Tier::Cold] {
+            assert_eq!(t.as_str().parse::<Tier>(), Ok(t));
+        }
+        assert_eq!(
+            "Hot".parse::<Tier>(),
+            Err("\"Hot\" is not a tier (hot, warm or cold)".into())
+        );
     }
 }

@@ -301,5 +301,5 @@ fn last_migration(pv: &PersistentVolume) -> Option<i64> {
 
 fn force_tier(pvc: &std::sync::Arc<PersistentVolumeClaim>) -> Option<Tier> {
     let v = pvc.annotations().get(FORCE_TIER_ANNOTATION)?;
-    serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase())).ok()
+    v.to_ascii_lowercase().parse().ok()
 }

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use couchestor_common::layout::TierLayout;
 use couchestor_common::plan::{self, HoldReason, Input, Limits, Plan};
-use couchestor_common::split::Split;
 use couchestor_common::storagepolicy::{PlannedMove, PolicyPhase};
 use couchestor_common::window::Window;
 use couchestor_common::{StoragePolicy, StoragePolicyStatus, Tier};
@@ -68,12 +67,8 @@ pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<D
         .unwrap_or_default();
     let mut observation = observe(ctx, policy, &layout, now, &summary.migrating).await;
     for w in &mut observation.volumes {
-        if let Some(&aborted) = summary.last_abort.get(&w.engine.name) {
-            w.engine.last_move = Some(w.engine.last_move.map_or(aborted, |t| t.max(aborted)));
-        }
-        // Replicas on several tiers after this volume's last move was aborted: consolidate.
-        if let Some(&to) = summary.last_abort_to.get(&w.engine.name) {
-            w.engine.split = Split::after_abort(&w.replica_tiers, to);
+        if let Some(&abort) = summary.last_abort.get(&w.engine.name) {
+            w.engine.after_abort(abort, &w.replica_tiers);
         }
     }
     let volumes: Vec<_> = observation

@@ -3,7 +3,7 @@
 use super::{GIB, Gauge, MoveReason};
 use crate::heat::Heat;
 use crate::room::PoolRoom;
-use crate::split::Split;
+use crate::split::{LastAbort, Split};
 use crate::tier::Tier;
 
 /// What the engine knows about one volume.
@@ -38,6 +38,16 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// Takes in the volume's newest aborted or cancelled migration: it counts for the cooldown
+    /// like a completed move, and a volume it left with replicas on several tiers (given per
+    /// replica in `replica_tiers`) is to be consolidated ([`crate::split`]).
+    pub fn after_abort(&mut self, abort: LastAbort, replica_tiers: &[Option<Tier>]) {
+        self.last_move = self.last_move.max(Some(abort.at));
+        self.split = abort
+            .to
+            .and_then(|to| Split::after_abort(replica_tiers, to));
+    }
+
     pub(super) fn footprint(&self) -> u64 {
         self.size_bytes
             .saturating_mul(u64::from(self.replicas.max(1)))

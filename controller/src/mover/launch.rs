@@ -10,6 +10,7 @@ use couchestor_common::migration::{
     VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
 };
 use couchestor_common::plan::Move;
+use couchestor_common::split::LastAbort;
 use couchestor_common::storagepolicy::MigrationRecord;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, PostParams};
@@ -28,17 +29,25 @@ pub const HISTORY_LIMIT: usize = 20;
 pub struct Summary {
     /// PVs with a migration in progress (any policy).
     pub migrating: HashSet<String>,
-    /// Per PV, when its latest aborted (or cancelled: the PV's
-    /// `storage.billyronks.io/migration-cancelled` annotation) migration ended (Unix seconds):
-    /// retried only after the policy's cooldown, like a completed move.
-    pub last_abort: HashMap<String, i64>,
-    /// Per PV, the target tier of its newest aborted or cancelled migration: where a move that
-    /// stopped part-way was going ([`couchestor_common::split`]).
-    pub last_abort_to: HashMap<String, couchestor_common::Tier>,
+    /// Per PV, its newest aborted (or cancelled: the PV's
+    /// `storage.billyronks.io/migration-cancelled` annotations) migration: retried only after
+    /// the policy's cooldown, like a completed move, and where a move that stopped part-way
+    /// was going ([`couchestor_common::split`]).
+    pub last_abort: HashMap<String, LastAbort>,
     /// Migrations in progress across all policies.
     pub active_total: u32,
     /// Per policy: in progress, completed, aborted, and the newest finished ones first.
     pub per_policy: HashMap<String, PolicyMigrations>,
+}
+
+impl Summary {
+    /// Records an aborted or cancelled migration of `pv`, keeping the newest per PV.
+    fn record_abort(&mut self, pv: &str, abort: LastAbort) {
+        self.last_abort
+            .entry(pv.to_string())
+            .and_modify(|e| *e = e.newest(abort))
+            .or_insert(abort);
+    }
 }
 
 /// One policy's migrations.
@@ -76,14 +85,13 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
         if phase == Some(MigrationPhase::Aborted)
             && let Some(t) = vm.status.as_ref().and_then(|st| st.finished_at.as_ref())
         {
-            let e = s
-                .last_abort
-                .entry(vm.spec.volume.clone())
-                .or_insert(i64::MIN);
-            if t.0.as_second() >= *e {
-                *e = t.0.as_second();
-                s.last_abort_to.insert(vm.spec.volume.clone(), vm.spec.to);
-            }
+            s.record_abort(
+                &vm.spec.volume,
+                LastAbort {
+                    at: t.0.as_second(),
+                    to: Some(vm.spec.to),
+                },
+            );
         }
         if phase.is_some_and(MigrationPhase::is_terminal) {
             finished.entry(vm.spec.policy.clone()).or_default().push(vm);
@@ -97,17 +105,16 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
             .get(CANCELLED_ANNOTATION)
             .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
         if let Some(at) = at {
-            let e = s.last_abort.entry(pv.name_any()).or_insert(i64::MIN);
-            if at.as_second() >= *e {
-                *e = at.as_second();
-                let to = annotations
-                    .get(CANCELLED_TO_ANNOTATION)
-                    .and_then(|t| serde_json::from_value(serde_json::json!(t)).ok());
-                match to {
-                    Some(to) => s.last_abort_to.insert(pv.name_any(), to),
-                    None => s.last_abort_to.remove(&pv.name_any()),
-                };
-            }
+            let to = annotations
+                .get(CANCELLED_TO_ANNOTATION)
+                .and_then(|t| t.parse().ok());
+            s.record_abort(
+                &pv.name_any(),
+                LastAbort {
+                    at: at.as_second(),
+                    to,
+                },
+            );
         }
     }
     for (policy, mut vms) in finished {

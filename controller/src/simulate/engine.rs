@@ -20,7 +20,7 @@ use couchestor_common::heat::Heat;
 use couchestor_common::layout::{TierLayout, common_tier};
 use couchestor_common::migration::{MigrationPhase, VolumeMigration};
 use couchestor_common::plan;
-use couchestor_common::split::Split;
+use couchestor_common::split::LastAbort;
 use couchestor_mayastor_sim::{RunningSim, Shared, World};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
@@ -122,8 +122,8 @@ pub struct Engine {
     layout: TierLayout,
     timeout: Duration,
     active: Vec<Migration>,
-    /// When each volume's last migration aborted (Unix seconds), and its target tier.
-    last_abort: Vec<Option<(i64, Tier)>>,
+    /// Each volume's newest aborted migration.
+    last_abort: Vec<Option<LastAbort>>,
     start_replicas: Vec<u8>,
     names: Vec<String>,
     /// Volume index by Mayastor UUID.
@@ -305,7 +305,10 @@ impl Engine {
                     .abort_examples
                     .entry(reason)
                     .or_insert_with(|| format!("{}: {}", m.vm.spec.volume, m.saved.message));
-                self.last_abort[m.volume] = Some((at, m.vm.spec.to));
+                self.last_abort[m.volume] = Some(LastAbort {
+                    at,
+                    to: Some(m.vm.spec.to),
+                });
             }
         }
         Ok(())
@@ -370,22 +373,24 @@ impl Engine {
                 // As `observe`: the tier holding every replica's pool, unknown otherwise.
                 let replica_tiers = ms.map_or_else(Vec::new, |ms| replica_tiers(ms, &pool_tiers));
                 let tier = common_tier(replica_tiers.iter().copied());
-                plan::Volume {
+                let mut volume = plan::Volume {
                     name: v.name.clone(),
                     size_bytes: ms.map_or(0, |m| m.spec.size),
                     replicas: ms.map_or(1, |m| m.spec.num_replicas),
                     heat: heats[i],
                     sustained: sustained[i],
                     tier,
-                    // The PV's last-migration annotation, or a later abort (as `decide`).
-                    last_move: v.last_move.max(self.last_abort[i].map(|(at, _)| at)),
+                    last_move: v.last_move,
                     pinned: None,
                     migrating: migrating.contains(&i),
                     nodes: ms.map(replica_nodes).unwrap_or_default(),
-                    // As `reconcile::decide`: split by this volume's last (aborted) move.
-                    split: self.last_abort[i]
-                        .and_then(|(_, to)| Split::after_abort(&replica_tiers, to)),
+                    split: None,
+                };
+                // As `reconcile::decide`.
+                if let Some(abort) = self.last_abort[i] {
+                    volume.after_abort(abort, &replica_tiers);
                 }
+                volume
             })
             .collect();
         // `plan::plan` holds migrating volumes and starts at most `max_concurrent - active`.
