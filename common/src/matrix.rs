@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::heat::Sample;
 
@@ -107,7 +107,15 @@ impl<'de> Visitor<'de> for DataVisitor {
                 "resultType" => kind = Some(map.next_value()?),
                 // Prometheus writes `resultType` first; the result is read by its kind.
                 "result" => match kind.as_deref() {
-                    Some("matrix") => series = Some(map.next_value::<Vectors>()?.0),
+                    Some("matrix") => {
+                        let vectors = map.next_value::<Vec<Vector>>()?;
+                        series = Some(
+                            vectors
+                                .into_iter()
+                                .filter_map(Vector::into_pv_samples)
+                                .collect(),
+                        );
+                    }
                     Some(_) => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -127,38 +135,31 @@ impl<'de> Visitor<'de> for DataVisitor {
     }
 }
 
-/// The `result` array of a matrix, collected into a [`Series`] as it is read.
-struct Vectors(Series);
-
-impl<'de> Deserialize<'de> for Vectors {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Vectors;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of series")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vectors, A::Error> {
-                let mut series = Series::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(v) = seq.next_element::<Vector>()? {
-                    if let Some(pv) = v.metric.pv {
-                        series.insert(pv, v.values.0);
-                    }
-                }
-                Ok(Vectors(series))
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
 /// One series of a matrix.
 #[derive(Deserialize)]
 struct Vector {
     #[serde(default)]
     metric: Metric,
+    /// `[unix_seconds, "value"]` pairs.
     #[serde(default)]
-    values: Points,
+    values: Vec<(f64, Quoted)>,
+}
+
+impl Vector {
+    /// Its PV and samples; `None` without [`PV_LABEL`]. (The points become samples in place:
+    /// both are 16 bytes, so the vector's buffer is reused.)
+    fn into_pv_samples(self) -> Option<(String, Vec<Sample>)> {
+        let pv = self.metric.pv?;
+        let samples = self
+            .values
+            .into_iter()
+            .map(|(at, Quoted(iops))| Sample {
+                at: at as i64,
+                iops,
+            })
+            .collect();
+        Some((pv, samples))
+    }
 }
 
 /// The one label kept; serde skips the others without storing them.
@@ -166,33 +167,6 @@ struct Vector {
 struct Metric {
     #[serde(rename = "pv_name")]
     pv: Option<String>,
-}
-
-/// `values`: `[unix_seconds, "value"]` pairs.
-#[derive(Default)]
-struct Points(Vec<Sample>);
-
-impl<'de> Deserialize<'de> for Points {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Points;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of [time, \"value\"] points")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Points, A::Error> {
-                let mut points = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some((at, Quoted(iops))) = seq.next_element::<(f64, Quoted)>()? {
-                    points.push(Sample {
-                        at: at as i64,
-                        iops,
-                    });
-                }
-                Ok(Points(points))
-            }
-        }
-        d.deserialize_seq(V)
-    }
 }
 
 /// A sample value: Prometheus quotes it (`"12.5"`, `"NaN"`, `"+Inf"`).
