@@ -12,9 +12,10 @@
 //! Answers are parsed by the controller's own reader (`couchestor_common::matrix`).
 //! Then, for the default expression, the peak heap of fetching and parsing one answer: with
 //! prometheus-http-query's response types (the controller's reader until 2026-12-01) and with
-//! `matrix::parse` (counted by a peak-tracking global allocator, above what was live before).
+//! `matrix::parse` (counted by a peak-tracking global allocator, above what was live before);
+//! the two readers must give every volume the same points, or the bench fails.
 //!
-//! Without `--bench` (as `cargo test --all-targets` runs it) it checks that agreement on 200
+//! Without `--bench` (as `cargo test --all-targets` runs it) it checks both agreements on 200
 //! volumes. `COUCHESTOR_HEAT_QUERY_VOLUMES=100000` picks N (default 50,000).
 
 use std::collections::BTreeMap;
@@ -151,20 +152,19 @@ async fn run(volumes: u32, rounds: usize) {
                 Some((pv.clone(), points.collect()))
             })
             .collect();
-        series.len()
+        series
     })
     .await;
-    let direct = peak_heap(|| async {
-        query(&http, prom.url(), DEFAULT_HEAT_QUERY, end)
-            .await
-            .len()
-    })
-    .await;
-    assert_eq!(crate_types.1, direct.1, "both readers see every volume");
+    let direct = peak_heap(|| query(&http, prom.url(), DEFAULT_HEAT_QUERY, end)).await;
+    // The two readers give every volume the same points.
+    assert_eq!(crate_types.1.len(), direct.1.len(), "one series per volume");
+    for (pv, points) in &crate_types.1 {
+        agree(pv, &direct.1[pv], points);
+    }
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     println!(
         "  peak heap fetching and parsing one default answer ({} series): prometheus-http-query types {:.0} MiB, matrix::parse {:.0} MiB ({:.2}×)",
-        direct.1,
+        direct.1.len(),
         mib(crate_types.0),
         mib(direct.0),
         direct.0 as f64 / crate_types.0 as f64
@@ -172,7 +172,7 @@ async fn run(volumes: u32, rounds: usize) {
 }
 
 /// Peak heap above what was live before, while `f` runs, and its result.
-async fn peak_heap<F: Future<Output = usize>>(f: impl FnOnce() -> F) -> (usize, usize) {
+async fn peak_heap<T, F: Future<Output = T>>(f: impl FnOnce() -> F) -> (usize, T) {
     let before = HEAP.current_usage();
     HEAP.reset_peak_usage();
     let out = f().await;

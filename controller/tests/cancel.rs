@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{
     Controller, Env, GIB, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
     assert_removals_safe, cold_two_replica_volume, create_policy, event_note, eventually,
-    migration, migrations, now, only_unsynced_removed, phase, series,
+    migration, migrations, now, only_unsynced_removed, phase, policy, series,
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
@@ -129,12 +129,7 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
     eventually(
         "the policy to be gone",
         30,
-        || async {
-            Api::<StoragePolicy>::all(env.client.clone())
-                .get_opt("cancel-policy")
-                .await
-                .unwrap()
-        },
+        || policy(&env, "cancel-policy"),
         Option::is_none,
     )
     .await;
@@ -168,13 +163,7 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
     eventually(
         "the recreated policy to watch the volume",
         60,
-        || async {
-            Api::<StoragePolicy>::all(env.client.clone())
-                .get_opt("cancel-policy")
-                .await
-                .unwrap()
-                .and_then(|p| p.status)
-        },
+        || async { policy(&env, "cancel-policy").await.and_then(|p| p.status) },
         |s| {
             s.as_ref()
                 .is_some_and(|s| s.watched_volumes == 1 && s.last_reconcile_time.is_some())

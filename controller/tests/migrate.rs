@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::{
     Env, GIB, assert_cordons, assert_no_cordons, assert_removals_safe, create_policy, event_note,
-    eventually, metrics, migrations, now, phase, profiles, series,
+    eventually, metrics, migrations, now, phase, profiles, removed_pools, series,
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{MigrationPhase, STEERABLE_CONDITION, VERSION_MATCH_CONDITION};
@@ -596,13 +596,12 @@ async fn a_multi_replica_move_frees_first_the_nodes_whose_target_pools_have_room
     assert_eq!(now_on, ["nvme-1", "nvme-2", "nvme-3"]);
     let state = env.sim_state().await;
     assert_removals_safe(&state, &[(id.clone(), 3)].into());
-    let removed: Vec<&str> = state["removals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["pool"].as_str())
-        .collect();
+    let removed = removed_pools(&state);
     assert_eq!(removed.len(), 3, "{removed:?}");
-    assert_eq!(removed.last(), Some(&"sata-0"), "{removed:?}");
+    assert_eq!(
+        removed.last().map(String::as_str),
+        Some("sata-0"),
+        "{removed:?}"
+    );
     assert_no_cordons(&state);
 }

@@ -568,7 +568,15 @@ pub async fn printed_row(env: &Env, name: &str) -> BTreeMap<String, Value> {
     columns.into_iter().zip(cells).collect()
 }
 
-/// A migration by name.
+/// A StoragePolicy, if it exists.
+pub async fn policy(env: &Env, name: &str) -> Option<StoragePolicy> {
+    Api::<StoragePolicy>::all(env.client.clone())
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+/// A VolumeMigration, if it exists.
 pub async fn migration(env: &Env, name: &str) -> Option<VolumeMigration> {
     Api::<VolumeMigration>::all(env.client.clone())
         .get_opt(name)
@@ -617,6 +625,11 @@ pub async fn assert_consolidated_on_sata(env: &Env, id: &str, vm: &VolumeMigrati
     let state = env.sim_state().await;
     assert_removals_safe(&state, &[(id.to_string(), 2)].into());
     assert_no_cordons(&state);
+    removed_pools(&state)
+}
+
+/// The pools of the simulator's replica removals, in order.
+pub fn removed_pools(state: &Value) -> Vec<String> {
     state["removals"]
         .as_array()
         .unwrap()
