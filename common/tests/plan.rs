@@ -573,3 +573,31 @@ fn a_resident_hot_by_heat_but_not_by_density_makes_room() {
     let p = run(&vols, &two_tiers(1000, 900), limits());
     assert!(p.moves.is_empty(), "{p:?}");
 }
+
+#[test]
+fn an_abort_counts_for_the_cooldown_and_marks_a_split_volume() {
+    use couchestor_common::split::LastAbort;
+    let tiers = [Some(Cold), Some(Hot)];
+    let mut v = Volume {
+        last_move: Some(NOW - 86_400),
+        ..vol("v", 20, Some(50.0), Cold)
+    };
+    v.after_abort(
+        LastAbort {
+            at: NOW - 60,
+            to: Some(Cold),
+        },
+        &tiers,
+    );
+    assert_eq!(v.last_move, Some(NOW - 60), "the newer abort counts");
+    assert_eq!(v.split.as_ref().map(|s| s.interrupted_to), Some(Cold));
+    // An older abort leaves the newer move's time; one without a target marks no split.
+    v.after_abort(
+        LastAbort {
+            at: NOW - 7200,
+            to: None,
+        },
+        &tiers,
+    );
+    assert_eq!((v.last_move, v.split), (Some(NOW - 60), None));
+}
