@@ -68,7 +68,8 @@ pub struct VolumeMigrationSpec {
     /// Stop once the new replica is synced and keep the old one.
     #[serde(default)]
     pub preservation_mode: bool,
-    /// Abort (keeping the data where it is) if not done within this many seconds.
+    /// Abort (keeping the data where it is) if not done within this many seconds per replica
+    /// copy the move makes (`status.copies`; one until the preflight has counted them).
     #[schemars(range(min = 60, max = 172_800))]
     pub timeout_seconds: u64,
     /// Why the planner wanted the move.
@@ -91,6 +92,15 @@ pub enum MigrationPhase {
     Completed,
     /// Stopped without losing data; the volume keeps at least the replicas it started with.
     Aborted,
+}
+
+impl VolumeMigrationSpec {
+    /// Seconds a migration in `status` may run before it is aborted: `timeoutSeconds` for each
+    /// replica copy it makes, so that every rebuild gets the policy's `migrationTimeout` however
+    /// many replicas the volume has (one copy until the preflight has counted them).
+    pub fn deadline_seconds(&self, status: &VolumeMigrationStatus) -> u64 {
+        self.timeout_seconds * u64::from(status.copies.unwrap_or(1).max(1))
+    }
 }
 
 impl MigrationPhase {
@@ -147,6 +157,10 @@ pub struct VolumeMigrationStatus {
     /// Old replicas still to be replaced, in order.
     #[serde(default)]
     pub remaining: Vec<ReplicaRef>,
+    /// Replica copies this migration makes: the old replicas off the target tier at the
+    /// preflight (one in preservation mode). The timeout is `spec.timeoutSeconds` per copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u8>,
     /// Every replica this migration has seen (old ones and the ones it added).
     #[serde(default)]
     pub known: Vec<ReplicaRef>,
@@ -180,4 +194,38 @@ pub struct VolumeMigrationStatus {
     /// `--mayastor-version`): whether the declared version agrees with the io-engine nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(timeout_seconds: u64) -> VolumeMigrationSpec {
+        VolumeMigrationSpec {
+            volume: "pvc-v".into(),
+            volume_id: "v".into(),
+            policy: "p".into(),
+            from: Tier::Hot,
+            to: Tier::Cold,
+            target_pools: vec!["sata-0".into()],
+            preservation_mode: false,
+            timeout_seconds,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_deadline_is_the_timeout_once_per_replica_copy() {
+        let spec = spec(1800);
+        let counted = |copies| VolumeMigrationStatus {
+            copies,
+            ..Default::default()
+        };
+        // Before the preflight has counted the copies: one timeout.
+        assert_eq!(spec.deadline_seconds(&counted(None)), 1800);
+        assert_eq!(spec.deadline_seconds(&counted(Some(1))), 1800);
+        assert_eq!(spec.deadline_seconds(&counted(Some(3))), 5400);
+        // Nothing to copy still leaves one timeout for the preflight.
+        assert_eq!(spec.deadline_seconds(&counted(Some(0))), 1800);
+    }
 }

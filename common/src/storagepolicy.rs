@@ -163,8 +163,9 @@ pub struct StoragePolicySpec {
     #[schemars(range(min = 1, max = 50))]
     pub max_concurrent_migrations: u32,
 
-    /// A migration that has not completed within this time is aborted (data is kept on the
-    /// source tier). Between 1m and 48h.
+    /// Time each replica copy of a migration may take: a migration that has not completed
+    /// within this time for every replica it copies (three for a 3-replica volume, one in
+    /// preservation mode) is aborted, keeping the data. Between 1m and 48h.
     #[serde(default = "default_migration_timeout")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('48h')")
         .message("migrationTimeout must be a duration between 1m and 48h, e.g. \"30m\""))]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::{
     Controller, Env, GIB, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
     assert_removals_safe, cold_two_replica_volume, create_policy, event_note, eventually,
-    migration, migrations, now, only_unsynced_removed, phase, policy, series,
+    migration, migrations, now, only_unsynced_removed, phase, policy, second_replica_rebuilding,
+    series,
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
@@ -191,17 +192,7 @@ async fn a_move_cancelled_part_way_is_consolidated_after_the_cooldown() {
     else {
         return;
     };
-    let vms = eventually(
-        "the second replica rebuilding",
-        120,
-        || migrations(&env, "cancel-split"),
-        |v| {
-            v.len() == 1
-                && phase(&v[0]) == Some(MigrationPhase::WaitingSync)
-                && v[0].status.as_ref().is_some_and(|s| s.known.len() == 4)
-        },
-    )
-    .await;
+    let vms = second_replica_rebuilding(&env, "cancel-split").await;
     let first = vms[0].name_any();
     delete_migration(&env, &first).await;
     let annotations = env.pv_annotations(&format!("pvc-{id}")).await;

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Env, GIB, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
+    Env, GIB, assert_completed, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
     assert_removals_safe, cold_two_replica_volume, create_policy, eventually, metrics, migrations,
-    now, only_unsynced_removed, phase, printed_row, sample, series,
+    now, only_unsynced_removed, phase, printed_row, sample, second_replica_rebuilding, series,
 };
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
 use couchestor_mayastor_sim::Profile;
@@ -35,9 +35,14 @@ async fn one_cold_volume(
 }
 
 async fn single_outcome(env: &Env, policy: &str) -> VolumeMigration {
+    single_outcome_within(env, policy, 90).await
+}
+
+/// The one migration of `policy` once terminal, waiting up to `seconds`.
+async fn single_outcome_within(env: &Env, policy: &str, seconds: u64) -> VolumeMigration {
     let vms = eventually(
         &format!("{policy} to finish"),
-        90,
+        seconds,
         || migrations(env, policy),
         |v| v.len() == 1 && phase(&v[0]).is_some_and(MigrationPhase::is_terminal),
     )
@@ -369,15 +374,43 @@ async fn two_policies_contending_for_one_volume_start_one_migration() {
 /// replica count, every removal after its replacement synced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
-    // 1 GiB at 28 MiB/s: 37 s per replica against a 60 s timeout, so the first replica of two
-    // syncs and the second cannot.
+    // 1 GiB at 28 MiB/s: 37 s per replica against 60 s per copy (120 s for the two). Once the
+    // first replacement has synced, the rebuild slows to 1 MiB/s so the second cannot.
     let spec = json!({"migrationTimeout": "1m", "cooldownPeriod": "0s"});
     let Some((env, id, _prom, c)) = cold_two_replica_volume("fault-split", 28.0, spec).await else {
         return;
     };
+    second_replica_rebuilding(&env, "fault-split").await;
+    env.admin_put("rebuild-rate", json!({"mib_per_sec": 1.0}))
+        .await;
     let vms = eventually(
-        "the interrupted move and the consolidation to finish",
-        240,
+        "the first move to time out",
+        120,
+        || migrations(&env, "fault-split"),
+        |v| {
+            v.iter()
+                .any(|vm| phase(vm) == Some(MigrationPhase::Aborted))
+        },
+    )
+    .await;
+    let first = vms
+        .into_iter()
+        .find(|vm| phase(vm) == Some(MigrationPhase::Aborted))
+        .unwrap();
+    let st = first.status.clone().unwrap();
+    assert_eq!(st.abort_reason.as_deref(), Some("Timeout"), "{st:?}");
+    assert_eq!(st.copies, Some(2), "{st:?}");
+    assert!(
+        st.message
+            .contains("not done within 120s (60s for each of 2 replica copies)"),
+        "{}",
+        st.message
+    );
+    env.admin_put("rebuild-rate", json!({"mib_per_sec": 28.0}))
+        .await;
+    let vms = eventually(
+        "the consolidation to finish",
+        180,
         || migrations(&env, "fault-split"),
         |v| {
             v.iter()
@@ -387,21 +420,41 @@ async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
         },
     )
     .await;
-    let mut vms = vms;
-    vms.sort_by_key(|vm| {
-        vm.status
-            .as_ref()
-            .and_then(|s| s.started_at.clone())
-            .map(|t| t.0)
-    });
-    let [first, second] = vms.as_slice() else {
+    let [second] = vms
+        .iter()
+        .filter(|vm| vm.name_any() != first.name_any())
+        .collect::<Vec<_>>()[..]
+    else {
         panic!("expected two migrations, got {vms:#?}\n{}", c.log_text());
     };
-    let st = first.status.clone().unwrap();
-    assert_eq!(st.abort_reason.as_deref(), Some("Timeout"), "{st:?}");
-    assert!(st.message.contains("timed out in"), "{}", st.message);
+    assert_eq!(second.status.as_ref().and_then(|s| s.copies), Some(1));
     let removed = assert_consolidated_on_sata(&env, &id, second).await;
     // The timed-out replica (unsynced) and the two old ones: one per replacement, no more.
     let healthy_removed = removed.iter().filter(|p| p.starts_with("nvme")).count();
     assert_eq!(healthy_removed, 2, "{removed:?}");
+}
+
+/// `migrationTimeout` is per replica copy: a two-replica move whose copies each fit in the
+/// timeout completes, although the whole move takes longer than one timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_replica_move_gets_the_timeout_for_each_replica_copy() {
+    // 1 GiB at 24 MiB/s: 43 s per replica, 85 s or more for both, against 60 s per copy.
+    let spec = json!({"migrationTimeout": "1m"});
+    let Some((env, id, _prom, c)) = cold_two_replica_volume("fault-per-copy", 24.0, spec).await
+    else {
+        return;
+    };
+    let vm = single_outcome_within(&env, "fault-per-copy", 180).await;
+    assert_completed(&vm, &c.log_text());
+    let st = vm.status.clone().unwrap();
+    assert_eq!(st.copies, Some(2), "{st:?}");
+    let took = st.finished_at.unwrap().0.as_second() - st.started_at.unwrap().0.as_second();
+    assert!(
+        took > 60,
+        "the move took {took} s, so it does not show the rule"
+    );
+    let now_on = env.replica_pools(&id).await;
+    assert_eq!(now_on.len(), 2, "{now_on:?}");
+    assert!(now_on.iter().all(|p| p.starts_with("sata")), "{now_on:?}");
+    assert_removals_safe(&env.sim_state().await, &[(id.clone(), 2)].into());
 }

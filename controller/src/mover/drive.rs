@@ -35,7 +35,8 @@ pub enum Settled {
 }
 
 /// Starts a step of a non-terminal migration at `now`: records the start on the first step and
-/// the phase. True when the migration has run longer than its timeout.
+/// the phase. True when the migration has run longer than its timeout (per replica copy, see
+/// [`couchestor_common::migration::VolumeMigrationSpec::deadline_seconds`]).
 pub fn begin(
     vm: &VolumeMigration,
     st: &mut VolumeMigrationStatus,
@@ -44,7 +45,20 @@ pub fn begin(
 ) -> bool {
     let started = st.started_at.get_or_insert(Time(now)).0;
     st.phase = Some(phase);
-    now.as_second() - started.as_second() > vm.spec.timeout_seconds as i64
+    now.as_second() - started.as_second() > vm.spec.deadline_seconds(st) as i64
+}
+
+/// The deadline of a migration, for its messages: "1800s", or "5400s (1800s for each of 3
+/// replica copies)".
+fn deadline(vm: &VolumeMigration, st: &VolumeMigrationStatus) -> String {
+    let total = vm.spec.deadline_seconds(st);
+    match st.copies {
+        Some(n) if n > 1 => format!(
+            "{total}s ({}s for each of {n} replica copies)",
+            vm.spec.timeout_seconds
+        ),
+        _ => format!("{total}s"),
+    }
 }
 
 /// Runs one step of `phase`: a timed-out or unsteerable migration is stopped (dropping a replica
@@ -66,15 +80,15 @@ pub async fn step(
                 vm.spec.timeout_seconds
             ),
         )),
-        (_, _) if timed_out => undo::drop_unsynced_extra(ctx, vm, st).await.map(|note| {
-            Step::Abort(
-                "Timeout",
-                format!(
-                    "not done within {}s (timed out in {phase:?}); {note}",
-                    vm.spec.timeout_seconds
-                ),
-            )
-        }),
+        (_, _) if timed_out => {
+            let within = deadline(vm, st);
+            undo::drop_unsynced_extra(ctx, vm, st).await.map(|note| {
+                Step::Abort(
+                    "Timeout",
+                    format!("not done within {within}: timed out in {phase:?}; {note}"),
+                )
+            })
+        }
         (MigrationPhase::Analyzing, None) => Ok(Step::Abort(
             "UnsupportedMayastorVersion",
             assessment.message.clone(),

@@ -71,6 +71,12 @@ pub async fn analyze(
         .cloned()
         .collect();
     st.known = all;
+    let copies = if vm.spec.preservation_mode {
+        1
+    } else {
+        st.remaining.len()
+    };
+    st.copies = Some(u8::try_from(copies).unwrap_or(u8::MAX));
     if st.remaining.is_empty() {
         return Ok(Step::Done);
     }

@@ -609,6 +609,22 @@ pub async fn cold_two_replica_volume(
     Some((env, id, prom, ctl))
 }
 
+/// The one migration of `policy` (of a [`cold_two_replica_volume`]) once its second replica
+/// rebuilds: the first replacement has synced, four replicas are known.
+pub async fn second_replica_rebuilding(env: &Env, policy: &str) -> Vec<VolumeMigration> {
+    eventually(
+        "the second replica rebuilding",
+        120,
+        || migrations(env, policy),
+        |v| {
+            v.len() == 1
+                && phase(&v[0]) == Some(MigrationPhase::WaitingSync)
+                && v[0].status.as_ref().is_some_and(|s| s.known.len() == 4)
+        },
+    )
+    .await
+}
+
 /// After a consolidating move to `cold` (`vm`): the volume `id` is on SATA only with its two
 /// replicas, every removal left it with two healthy replicas, no cordon is left. Returns the
 /// pools of the simulator's removals.
