@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use couchestor_common::StoragePolicy;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -52,6 +53,9 @@ pub struct Context {
     pub pvs: Store<PersistentVolume>,
     /// PVC cache.
     pub pvcs: Store<PersistentVolumeClaim>,
+    /// The policy controller's cache of StoragePolicies (the ones `--policy-selector`
+    /// matches). A migration whose owner is in it needs no API call to know the owner exists.
+    pub policies: Store<StoragePolicy>,
     /// Settings.
     pub settings: Settings,
     /// Held for every cordon lifetime, so two migrations' cordons never overlap.

@@ -267,6 +267,8 @@ async fn one_shot_context(
         metrics,
         pvs,
         pvcs,
+        // explain never drives a migration, so nothing asks whether an owner exists.
+        policies: reflector::store::<StoragePolicy>().0,
         settings: Settings {
             dry_run: true,
             preservation_mode: false,

@@ -206,6 +206,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { fleet.poll_forever(&m, every).await });
         info!(namespace = %agent_ns, selector = %args.sources.agents.agent_selector, "polling the node agents");
     }
+    let scoped = || {
+        let c = watcher::Config::default();
+        if args.policy_selector.is_empty() {
+            c
+        } else {
+            c.labels(&args.policy_selector)
+        }
+    };
+    let policy_controller =
+        Controller::new(Api::<StoragePolicy>::all(client.clone()), scoped()).shutdown_on_signal();
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
@@ -221,6 +231,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics,
         pvs,
         pvcs,
+        policies: policy_controller.store(),
         settings: Settings {
             dry_run: args.dry_run,
             preservation_mode: args.preservation_mode,
@@ -234,14 +245,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         launch_lock: tokio::sync::Mutex::new(()),
     });
     info!(settings = ?ctx.settings, "operator settings");
-    let scoped = || {
-        let c = watcher::Config::default();
-        if args.policy_selector.is_empty() {
-            c
-        } else {
-            c.labels(&args.policy_selector)
-        }
-    };
     let mover = Controller::new(Api::<VolumeMigration>::all(client.clone()), scoped())
         .shutdown_on_signal()
         .run(
@@ -254,8 +257,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 warn!(error = %e, "migration loop");
             }
         });
-    let policies = Controller::new(Api::<StoragePolicy>::all(client), scoped())
-        .shutdown_on_signal()
+    let policies = policy_controller
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {

@@ -17,6 +17,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::warn;
 
@@ -77,7 +78,10 @@ pub async fn remove_finalizer(ctx: &Context, vm: &VolumeMigration) -> Result<(),
 
 /// True when the StoragePolicy that owns this migration no longer exists (deleted, or deleted
 /// and re-created: another uid). A migration without an owner reference (orphaned on purpose)
-/// is never cancelled here. (A list by name: the controller may list policies, not get them.)
+/// is never cancelled here. Runs on every migration step, so the policy controller's cache
+/// answers when it holds the owner; only when it does not (not synced yet, lagging, or the
+/// owner really gone) does a list by name decide. (A list: the controller may list policies,
+/// not get them.)
 pub async fn owner_gone(ctx: &Context, vm: &VolumeMigration) -> Result<bool, Error> {
     let Some(owner) = vm
         .owner_references()
@@ -86,6 +90,10 @@ pub async fn owner_gone(ctx: &Context, vm: &VolumeMigration) -> Result<bool, Err
     else {
         return Ok(false);
     };
+    let cached = ctx.policies.get(&ObjectRef::new(&owner.name));
+    if cached.is_some_and(|p| p.metadata.uid.as_deref() == Some(owner.uid.as_str())) {
+        return Ok(false);
+    }
     let found = Api::<StoragePolicy>::all(ctx.client.clone())
         .list(&ListParams::default().fields(&format!("metadata.name={}", owner.name)))
         .await?;
