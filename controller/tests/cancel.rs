@@ -8,42 +8,27 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Controller, Env, GIB, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
-    assert_removals_safe, cold_two_replica_volume, create_policy, event_note, eventually,
-    migration, migrations, now, only_unsynced_removed, phase, policy, second_replica_rebuilding,
-    series,
+    Controller, Env, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
+    assert_removals_safe, caught_rebuilding, cold_two_replica_volume, create_policy, event_note,
+    eventually, migration, migrations, only_unsynced_removed, phase, policy,
+    second_replica_rebuilding,
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
     CANCELLED_ANNOTATION, CANCELLED_TO_ANNOTATION, FINALIZER, MigrationPhase,
 };
-use couchestor_mayastor_sim::Profile;
-use couchestor_testsupport::{TestPrometheus, prometheus};
+use couchestor_testsupport::TestPrometheus;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
 /// A cold 1-replica volume on nvme-0 moving to SATA with a slow rebuild (1 GiB at 8 MiB/s:
-/// about two minutes), caught in WaitingSync. Returns the migration's name.
-async fn caught_rebuilding(
+/// about two minutes), caught in WaitingSync with its finalizer and new replica in place.
+/// Returns the migration's name.
+async fn caught_with_finalizer(
     test: &str,
 ) -> Option<(Env, String, TestPrometheus, Controller, String)> {
-    let env = Env::new(test, Profile::V2_10, 8.0).await?;
-    env.add_tier_nodes("nvme", 2).await;
-    env.add_tier_nodes("sata", 2).await;
-    let id = env.uuid(1);
-    let pv = env.add_volume(&id, GIB, &["nvme-0"], true).await;
-    let prom = prometheus(&series(&[(pv, 1.0)], now() - 60)).await?;
-    let ctl = env.controller("c", prom.url(), &[]);
-    create_policy(&env, test, json!({})).await;
-    let vms = eventually(
-        "WaitingSync",
-        60,
-        || migrations(&env, test),
-        |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::WaitingSync),
-    )
-    .await;
-    let vm = &vms[0];
+    let (env, id, prom, ctl, vm) = caught_rebuilding(test, 8.0).await?;
     assert!(
         vm.finalizers().iter().any(|f| f == FINALIZER),
         "{:?}",
@@ -111,7 +96,7 @@ async fn delete_migration(env: &Env, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_migration_mid_rebuild_undoes_the_unsynced_replica() {
-    let Some((env, id, _prom, ctl, name)) = caught_rebuilding("cancel-vm").await else {
+    let Some((env, id, _prom, ctl, name)) = caught_with_finalizer("cancel-vm").await else {
         return;
     };
     delete_migration(&env, &name).await;
@@ -120,7 +105,7 @@ async fn deleting_a_migration_mid_rebuild_undoes_the_unsynced_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
-    let Some((env, id, _prom, ctl, name)) = caught_rebuilding("cancel-policy").await else {
+    let Some((env, id, _prom, ctl, name)) = caught_with_finalizer("cancel-policy").await else {
         return;
     };
     Api::<StoragePolicy>::all(env.client.clone())

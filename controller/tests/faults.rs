@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::{
     Env, GIB, assert_completed, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
     assert_removals_safe, cold_two_replica_volume, create_policy, eventually, metrics, migrations,
-    now, only_unsynced_removed, phase, printed_row, sample, second_replica_rebuilding, series,
+    now, one_cold_volume, only_unsynced_removed, phase, printed_row, sample,
+    second_replica_rebuilding, series,
 };
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
 use couchestor_mayastor_sim::Profile;
@@ -17,22 +18,6 @@ use couchestor_testsupport::prometheus;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use serde_json::json;
-
-/// One cold 1-replica volume on nvme-0 that the policy wants on SATA.
-async fn one_cold_volume(
-    test: &str,
-    profile: Profile,
-    rebuild: f64,
-    published: bool,
-) -> Option<(Env, String, couchestor_testsupport::TestPrometheus)> {
-    let env = Env::new(test, profile, rebuild).await?;
-    env.add_tier_nodes("nvme", 2).await;
-    env.add_tier_nodes("sata", 2).await;
-    let id = env.uuid(1);
-    let pv = env.add_volume(&id, GIB, &["nvme-0"], published).await;
-    let prom = prometheus(&series(&[(pv, 1.0)], now() - 60)).await?;
-    Some((env, id, prom))
-}
 
 async fn single_outcome(env: &Env, policy: &str) -> VolumeMigration {
     single_outcome_within(env, policy, 90).await

@@ -90,17 +90,18 @@ pub async fn owner_gone(ctx: &Context, vm: &VolumeMigration) -> Result<bool, Err
     else {
         return Ok(false);
     };
-    let cached = ctx.policies.get(&ObjectRef::new(&owner.name));
-    if cached.is_some_and(|p| p.metadata.uid.as_deref() == Some(owner.uid.as_str())) {
+    let is_owner = |p: &StoragePolicy| p.metadata.uid.as_deref() == Some(owner.uid.as_str());
+    if ctx
+        .policies
+        .get(&ObjectRef::new(&owner.name))
+        .is_some_and(|p| is_owner(&p))
+    {
         return Ok(false);
     }
     let found = Api::<StoragePolicy>::all(ctx.client.clone())
         .list(&ListParams::default().fields(&format!("metadata.name={}", owner.name)))
         .await?;
-    Ok(!found
-        .items
-        .iter()
-        .any(|p| p.metadata.uid.as_deref() == Some(owner.uid.as_str())))
+    Ok(!found.items.iter().any(is_owner))
 }
 
 /// Stops a running migration for good (`why` says what cancelled it): removes an unsynced

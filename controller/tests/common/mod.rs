@@ -609,6 +609,49 @@ pub async fn cold_two_replica_volume(
     Some((env, id, prom, ctl))
 }
 
+/// One cold 1-replica volume on nvme-0 (two NVMe and two SATA nodes) that a policy wants on
+/// SATA, and the Prometheus serving its low heat. Returns the volume's UUID.
+pub async fn one_cold_volume(
+    test: &str,
+    profile: Profile,
+    rebuild_mib_per_sec: f64,
+    published: bool,
+) -> Option<(Env, String, couchestor_testsupport::TestPrometheus)> {
+    let env = Env::new(test, profile, rebuild_mib_per_sec).await?;
+    env.add_tier_nodes("nvme", 2).await;
+    env.add_tier_nodes("sata", 2).await;
+    let id = env.uuid(1);
+    let pv = env.add_volume(&id, GIB, &["nvme-0"], published).await;
+    let prom = couchestor_testsupport::prometheus(&series(&[(pv, 1.0)], now() - 60)).await?;
+    Some((env, id, prom))
+}
+
+/// A [`one_cold_volume`] moving to SATA under the policy `test` (default spec), caught in
+/// WaitingSync. Returns the volume's UUID, the controller and the migration.
+pub async fn caught_rebuilding(
+    test: &str,
+    rebuild_mib_per_sec: f64,
+) -> Option<(
+    Env,
+    String,
+    couchestor_testsupport::TestPrometheus,
+    Controller,
+    VolumeMigration,
+)> {
+    let (env, id, prom) = one_cold_volume(test, Profile::V2_10, rebuild_mib_per_sec, true).await?;
+    let ctl = env.controller("c", prom.url(), &[]);
+    create_policy(&env, test, json!({})).await;
+    let vms = eventually(
+        "WaitingSync",
+        60,
+        || migrations(&env, test),
+        |v| v.len() == 1 && phase(&v[0]) == Some(MigrationPhase::WaitingSync),
+    )
+    .await;
+    let vm = vms.into_iter().next().unwrap();
+    Some((env, id, prom, ctl, vm))
+}
+
 /// The one migration of `policy` (of a [`cold_two_replica_volume`]) once its second replica
 /// rebuilds: the first replacement has synced, four replicas are known.
 pub async fn second_replica_rebuilding(env: &Env, policy: &str) -> Vec<VolumeMigration> {
