@@ -282,4 +282,40 @@ fn bad_backend_flags_are_refused_with_the_reason() {
     assert!(e.contains("apply to --backend mayastor only"), "{e}");
     let e = refused(&["--backend", "mayastor", "--migration-timeout-minutes", "0"]);
     assert!(e.contains("--migration-timeout-minutes"), "{e}");
+    let e = refused(&["--headroom-percent", "95"]);
+    assert!(
+        e.contains("--headroom-percent") && e.contains("0..=90"),
+        "{e}"
+    );
+    let e = refused(&["--observe", "future"]);
+    assert!(e.contains("--observe") && e.contains("level"), "{e}");
+}
+
+#[test]
+fn the_headroom_flag_sets_how_full_the_engine_fills_the_fast_tier() {
+    let peak = |headroom: &str| {
+        let v = simulate(
+            &svg_path(&format!("headroom-{headroom}")),
+            &["--headroom-percent", headroom],
+        );
+        assert_eq!(v["headroom_percent"].as_u64(), headroom.parse().ok());
+        assert_eq!(v["ping_pongs"], 0);
+        number(&v, "peak_fast_occupancy_percent")
+    };
+    let (ten, two) = (peak("10"), peak("2"));
+    // Never past the limit, and the smaller headroom is used.
+    assert!(ten <= 90.0 + 1e-9 && two <= 98.0 + 1e-9, "{ten} {two}");
+    assert!(two > ten && two > 90.0, "{ten} {two}");
+}
+
+#[test]
+fn analysis_views_are_reported_and_change_only_what_the_policy_sees() {
+    let observed = simulate(&svg_path("observe-observed"), &[]);
+    let level = simulate(&svg_path("observe-level"), &["--observe", "level"]);
+    assert_eq!(observed["observe"], "observed");
+    assert_eq!(level["observe"], "level");
+    // Same workload, so the same oracle; a different view, so different decisions.
+    assert_eq!(observed["oracle_hot_share"], level["oracle_hot_share"]);
+    assert_ne!(observed["watermarks"], level["watermarks"]);
+    assert!(number(&level, "hot_share") <= number(&level, "oracle_hot_share"));
 }

@@ -43,7 +43,7 @@ use engine::MayastorConfig;
 use policy::{PolicyConfig, WatermarkGauge};
 use report::Report;
 use sim::{Backend, PolicyKind, SimConfig};
-use workload::WorkloadParams;
+use workload::{Observe, WorkloadParams};
 
 /// Named workload presets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -175,6 +175,15 @@ pub struct SimulateArgs {
     /// or heat (IOPS, as the baseline).
     #[arg(long, value_enum, default_value = "density")]
     watermarks: WatermarkGauge,
+    /// CoucheStor's fastTierHeadroomPercent: share of the fast tier kept free (the
+    /// StoragePolicy default). The initial placement fills the fast tier up to the same limit.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=90))]
+    headroom_percent: u8,
+    /// What both policies' heat is computed from: `observed` samples (what Prometheus shows,
+    /// the default), the `true` intensity without noise, or the present `level` without
+    /// diurnal cycle, bursts or noise. The last two are analysis views, not a deployment.
+    #[arg(long, value_enum, default_value = "observed")]
+    observe: Observe,
     /// Where to write the SVG [default: target/simulate/<scenario>-<seed>.svg].
     #[arg(long)]
     svg: Option<PathBuf>,
@@ -221,6 +230,7 @@ impl SimulateArgs {
                     * 3600.0)
                     .round() as u64,
                 gauge: self.watermarks,
+                headroom_percent: self.headroom_percent,
                 ..PolicyConfig::default()
             },
             seed: self.seed,
@@ -229,6 +239,7 @@ impl SimulateArgs {
             bandwidth_bps: self.bandwidth_mib * 1024.0 * 1024.0,
             backend: self.backend,
             mayastor,
+            observe: self.observe,
         })
     }
 

@@ -6,6 +6,7 @@ use super::cluster::GIB;
 use super::engine::EngineStats;
 use super::policy::Watermarks;
 use super::sim::{Outcome, SimConfig};
+use super::workload::Observe;
 
 /// The per-policy metrics (see `docs/simulate.md` §Metrics).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -141,6 +142,10 @@ pub struct Report {
     pub fast_capacity_gib: f64,
     /// Total footprint of all volumes, GiB.
     pub total_footprint_gib: f64,
+    /// CoucheStor's fast-tier headroom, %.
+    pub headroom_percent: u8,
+    /// What the heat scores were computed from (`observed` unless an analysis view was asked).
+    pub observe: Observe,
     /// Calibrated watermarks.
     pub watermarks: Option<Watermarks>,
     /// The metrics of the policy under test.
@@ -175,6 +180,8 @@ impl Report {
             fast_tier_percent: cfg.fast_tier_percent,
             fast_capacity_gib: primary.fast_capacity as f64 / GIB as f64,
             total_footprint_gib: primary.total_footprint as f64 / GIB as f64,
+            headroom_percent: cfg.policy.headroom_percent,
+            observe: cfg.observe,
             watermarks: primary.watermarks,
             metrics: Metrics::new(primary, cfg, primary.bound_hot_share),
             baseline: baseline.map(|b| Metrics::new(b, cfg, primary.bound_hot_share)),
@@ -202,9 +209,21 @@ impl Report {
             self.diurnal_amplitude
         ));
         line(format!(
-            "fast tier {}% of the footprint: {:.0} GiB of {:.0} GiB",
-            self.fast_tier_percent, self.fast_capacity_gib, self.total_footprint_gib
+            "fast tier {}% of the footprint: {:.0} GiB of {:.0} GiB, {}% kept free",
+            self.fast_tier_percent,
+            self.fast_capacity_gib,
+            self.total_footprint_gib,
+            self.headroom_percent
         ));
+        if self.observe != Observe::Observed {
+            line(format!(
+                "analysis view: heat computed from the {} IOPS, not from observed samples",
+                match self.observe {
+                    Observe::True => "true (noise-free)",
+                    _ => "present-level (no diurnal cycle, bursts or noise)",
+                }
+            ));
+        }
         match self.watermarks {
             Some(Watermarks {
                 density: Some(d),

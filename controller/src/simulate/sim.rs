@@ -13,7 +13,7 @@ use super::cluster::{Cluster, GIB, MoveStats, PING_PONG_WINDOW_SECS, SimVolume};
 use super::engine::{Engine, EngineStats, MayastorConfig};
 use super::policy::{self, PolicyConfig, WatermarkGauge, Watermarks};
 use super::score::{Hour, Score, Scorer};
-use super::workload::{Workload, WorkloadParams};
+use super::workload::{Observe, Workload, WorkloadParams};
 use couchestor_common::history::HeatHistory;
 
 /// Unix time of the simulated start: 2026-01-01T00:00:00Z.
@@ -76,6 +76,8 @@ pub struct SimConfig {
     pub backend: Backend,
     /// Settings of the Mayastor backend.
     pub mayastor: MayastorConfig,
+    /// What both policies' heat is computed from.
+    pub observe: Observe,
 }
 
 /// What one run produced.
@@ -207,7 +209,7 @@ pub fn simulate(
         scorer.sample(tick.elapsed, tick.shifted, &w.true_iops, &cluster);
         // Only CoucheStor reads the hourly history (its sustained window).
         let sustained = kind == PolicyKind::Couchestor;
-        for ((h, &iops), name) in history.iter_mut().zip(&w.observed).zip(&names) {
+        for ((h, &iops), name) in history.iter_mut().zip(w.seen(cfg.observe)).zip(&names) {
             let sample = Sample { at: now, iops };
             h.push(sample);
             if sustained {

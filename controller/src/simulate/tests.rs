@@ -78,6 +78,7 @@ fn json_has_every_scorecard_key() {
         bandwidth_bps: 200.0 * 1024.0 * 1024.0,
         backend: Backend::Tier,
         mayastor: args(&[]).config().unwrap().mayastor,
+        observe: Default::default(),
     };
     let hidden = indicatif::ProgressBar::hidden();
     let ours = simulate(&cfg, PolicyKind::Couchestor, false, &hidden).unwrap();
@@ -98,6 +99,8 @@ fn json_has_every_scorecard_key() {
         "moves_per_volume_per_day",
         "slo_minutes",
         "reaction_time_minutes",
+        "headroom_percent",
+        "observe",
         "watermarks",
         "baseline",
     ] {

@@ -72,6 +72,23 @@ impl Default for WorkloadParams {
     }
 }
 
+/// What the policies' heat scores are computed from (`simulate --observe`). Only `observed`
+/// is what Prometheus would show; the other two are analysis views that measure how much of
+/// the gap to the oracle is estimation and how much is the decision rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Observe {
+    /// The sampled IOPS: true intensity times log-normal noise (the default).
+    #[default]
+    Observed,
+    /// The true intensity, without sampling noise.
+    True,
+    /// The volume's present level: the Zipf intensity of its current rank, without diurnal
+    /// cycle, bursts or noise. A perfect estimate of the present, still no foresight: a
+    /// hot-set shift is seen only once it happened.
+    Level,
+}
+
 /// What one call to [`Workload::advance`] produced.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tick {
@@ -101,6 +118,8 @@ pub struct Workload {
     pub true_iops: Vec<f64>,
     /// Observed IOPS at the last sample: true intensity times noise.
     pub observed: Vec<f64>,
+    /// Present level at the last sample: the intensity of the volume's rank, IOPS.
+    pub level: Vec<f64>,
 }
 
 impl Workload {
@@ -139,6 +158,7 @@ impl Workload {
             next_step: 0,
             true_iops: vec![0.0; p.volumes],
             observed: vec![0.0; p.volumes],
+            level: vec![0.0; p.volumes],
             params: p,
         })
     }
@@ -176,11 +196,22 @@ impl Workload {
             } else {
                 1.0
             };
-            let lambda = self.by_rank[self.ranks[i]] * diurnal.max(0.0) * burst;
+            let level = self.by_rank[self.ranks[i]];
+            let lambda = level * diurnal.max(0.0) * burst;
+            self.level[i] = level;
             self.true_iops[i] = lambda;
             self.observed[i] = lambda * self.noise.sample(&mut self.rng);
         }
         Tick { elapsed, shifted }
+    }
+
+    /// The last sample as the policies see it.
+    pub fn seen(&self, observe: Observe) -> &[f64] {
+        match observe {
+            Observe::Observed => &self.observed,
+            Observe::True => &self.true_iops,
+            Observe::Level => &self.level,
+        }
     }
 
     /// Re-draws the ranks of a random fraction of the volumes among themselves.
@@ -261,5 +292,42 @@ mod tests {
         // The first shift happens after 12 h of 60 s samples.
         let shifts = (0..720).filter(|_| w.advance().shifted).count();
         assert_eq!(shifts, 1);
+    }
+
+    #[test]
+    fn the_level_view_keeps_the_rank_and_drops_cycle_bursts_and_noise() {
+        let params = WorkloadParams {
+            volumes: 40,
+            diurnal_amplitude: 0.8,
+            bursts_per_day: 24.0,
+            shift_every_secs: 3600,
+            ..WorkloadParams::default()
+        };
+        let mut w = Workload::new(&params, 5).unwrap();
+        w.advance();
+        let mut last = w.seen(Observe::Level).to_vec();
+        let (mut changed_within, mut changed_at_shift) = (0, 0);
+        for _ in 0..180 {
+            let shifted = w.advance().shifted;
+            let level = w.seen(Observe::Level).to_vec();
+            // The level is the rank's intensity: the true intensity divided by the diurnal
+            // and burst factors, which lie in [0, 1.8] x {1, 5}.
+            for (l, t) in level.iter().zip(w.seen(Observe::True)) {
+                assert!(*t <= l * 1.8 * 5.0 + 1e-9, "true {t} level {l}");
+            }
+            let moved = level.iter().zip(&last).filter(|(a, b)| a != b).count();
+            if shifted {
+                changed_at_shift += moved;
+            } else {
+                changed_within += moved;
+            }
+            last = level;
+        }
+        // Constant between shifts, re-ranked at them; the views are what they say.
+        assert_eq!(changed_within, 0);
+        assert!(changed_at_shift > 0);
+        assert_eq!(w.seen(Observe::Observed), &w.observed[..]);
+        assert_eq!(w.seen(Observe::True), &w.true_iops[..]);
+        assert_ne!(w.seen(Observe::Level), &w.true_iops[..]);
     }
 }
