@@ -101,6 +101,38 @@ impl VolumeMigrationSpec {
     pub fn deadline_seconds(&self, status: &VolumeMigrationStatus) -> u64 {
         self.timeout_seconds * u64::from(status.copies.unwrap_or(1).max(1))
     }
+
+    /// How far a migration in `status` got within its deadline, and what that pace means for
+    /// the timeout: the copies done (whole ones plus the current rebuild's percentage) and the
+    /// `migrationTimeout` per copy, in whole minutes rounded up, that the pace extrapolates to.
+    /// `None` before the preflight counted the copies or while nothing has been copied.
+    pub fn pace(&self, status: &VolumeMigrationStatus) -> Option<Pace> {
+        let copies = status.copies?.max(1);
+        // `remaining` still lists the old replica whose replacement is being copied.
+        let left = (status.remaining.len() as u64).clamp(1, u64::from(copies));
+        let whole = u64::from(copies) - left;
+        let percent = whole * 100 + u64::from(status.rebuild_progress.unwrap_or(0).min(100));
+        if percent == 0 {
+            return None;
+        }
+        let needed = self.deadline_seconds(status) * u64::from(copies) * 100 / percent;
+        Some(Pace {
+            copies_done: percent as f64 / 100.0,
+            copies,
+            minutes_per_copy: needed.div_ceil(u64::from(copies)).div_ceil(60),
+        })
+    }
+}
+
+/// What [`VolumeMigrationSpec::pace`] found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pace {
+    /// Replica copies done, the current one counted by its rebuild progress.
+    pub copies_done: f64,
+    /// Replica copies the migration makes.
+    pub copies: u8,
+    /// `migrationTimeout` per copy, whole minutes, at which the pace would have finished.
+    pub minutes_per_copy: u64,
 }
 
 impl MigrationPhase {
@@ -227,5 +259,46 @@ mod tests {
         assert_eq!(spec.deadline_seconds(&counted(Some(3))), 5400);
         // Nothing to copy still leaves one timeout for the preflight.
         assert_eq!(spec.deadline_seconds(&counted(Some(0))), 1800);
+    }
+
+    #[test]
+    fn the_pace_extrapolates_copies_done_to_the_timeout_each_copy_needed() {
+        let spec = spec(1800);
+        let old = |n: usize| {
+            (0..n)
+                .map(|i| ReplicaRef {
+                    uuid: format!("r{i}"),
+                    pool: format!("nvme-{i}"),
+                    node: format!("n{i}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let at = |copies, remaining, progress| VolumeMigrationStatus {
+            copies,
+            remaining: old(remaining),
+            rebuild_progress: progress,
+            ..Default::default()
+        };
+        // One copy, 60 % rebuilt in 30 min: 50 min for the copy.
+        let p = spec.pace(&at(Some(1), 1, Some(60))).unwrap();
+        assert_eq!((p.copies_done, p.copies, p.minutes_per_copy), (0.6, 1, 50));
+        // Three copies in 90 min: one done, the second 50 % rebuilt (two old ones left).
+        // 1.5 of 3 in 5400 s: 10,800 s for the move, 60 min per copy.
+        let p = spec.pace(&at(Some(3), 2, Some(50))).unwrap();
+        assert_eq!((p.copies_done, p.minutes_per_copy), (1.5, 60));
+        // Between copies the progress is unset: the whole copies still count.
+        let p = spec.pace(&at(Some(2), 1, None)).unwrap();
+        assert_eq!((p.copies_done, p.minutes_per_copy), (1.0, 60));
+        // Rounded up to whole minutes: 7 % in 1800 s is 25,714 s, 428.6 min.
+        assert_eq!(
+            spec.pace(&at(Some(1), 1, Some(7)))
+                .unwrap()
+                .minutes_per_copy,
+            429
+        );
+        // Nothing copied, or not counted yet: no pace.
+        assert_eq!(spec.pace(&at(Some(1), 1, Some(0))), None);
+        assert_eq!(spec.pace(&at(Some(2), 2, None)), None);
+        assert_eq!(spec.pace(&at(None, 0, Some(50))), None);
     }
 }

@@ -92,6 +92,14 @@ async fn a_replica_placed_outside_the_target_tier_is_undone() {
         "{}",
         st.message
     );
+    // The message extrapolates the pace: 256 s of rebuild is about 5 min per copy.
+    let minutes: u64 = st
+        .message
+        .split_once("of 1 copy done: at this pace a copy needs about ")
+        .and_then(|(_, rest)| rest.split_once(" min"))
+        .and_then(|(m, _)| m.parse().ok())
+        .unwrap_or_else(|| panic!("no pace in {}", st.message));
+    assert!((4..=8).contains(&minutes), "{}", st.message);
     // With cordons ignored, Mayastor's own choice (most free, fewest replicas, then id) wins.
     let removed = only_unsynced_removed(&env).await;
     assert_eq!(removed["pool"], "nvme-1", "{removed}");
@@ -387,7 +395,7 @@ async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
     assert_eq!(st.copies, Some(2), "{st:?}");
     assert!(
         st.message
-            .contains("not done within 120s (60s for each of 2 replica copies)"),
+            .contains("not done within 120s (60s for each of 2 replica copies): timed out in WaitingSync, with 1."),
         "{}",
         st.message
     );

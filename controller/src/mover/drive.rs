@@ -61,6 +61,24 @@ fn deadline(vm: &VolumeMigration, st: &VolumeMigrationStatus) -> String {
     }
 }
 
+/// What a timed-out migration's pace says about its timeout, for the abort message: ", with
+/// 1.5 of 3 copies done: at this pace a copy needs about 60 min (migrationTimeout 60m or more
+/// would let it finish)", or nothing when no progress is known.
+fn pace_note(vm: &VolumeMigration, st: &VolumeMigrationStatus) -> String {
+    match vm.spec.pace(st) {
+        Some(p) if p.minutes_per_copy * 60 > vm.spec.timeout_seconds => format!(
+            ", with {:.2} of {} {} done: at this pace a copy needs about {} min \
+             (migrationTimeout {}m or more would let it finish)",
+            p.copies_done,
+            p.copies,
+            if p.copies == 1 { "copy" } else { "copies" },
+            p.minutes_per_copy,
+            p.minutes_per_copy
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Runs one step of `phase`: a timed-out or unsteerable migration is stopped (dropping a replica
 /// it added only while that one is unsynced), otherwise the phase's step runs.
 pub async fn step(
@@ -82,10 +100,11 @@ pub async fn step(
         )),
         (_, _) if timed_out => {
             let within = deadline(vm, st);
+            let pace = pace_note(vm, st);
             undo::drop_unsynced_extra(ctx, vm, st).await.map(|note| {
                 Step::Abort(
                     "Timeout",
-                    format!("not done within {within}: timed out in {phase:?}; {note}"),
+                    format!("not done within {within}: timed out in {phase:?}{pace}; {note}"),
                 )
             })
         }
