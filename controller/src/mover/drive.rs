@@ -66,15 +66,14 @@ fn deadline(vm: &VolumeMigration, st: &VolumeMigrationStatus) -> String {
 /// would let it finish)", or nothing when no progress is known.
 fn pace_note(vm: &VolumeMigration, st: &VolumeMigrationStatus) -> String {
     match vm.spec.pace(st) {
-        Some(p) if p.minutes_per_copy * 60 > vm.spec.timeout_seconds => format!(
-            ", with {:.2} of {} {} done: at this pace a copy needs about {} min \
-             (migrationTimeout {}m or more would let it finish)",
-            p.copies_done,
-            p.copies,
-            if p.copies == 1 { "copy" } else { "copies" },
-            p.minutes_per_copy,
-            p.minutes_per_copy
-        ),
+        Some(p) if p.minutes_per_copy * 60 > vm.spec.timeout_seconds => {
+            let (done, n, m) = (p.copies_done, p.copies, p.minutes_per_copy);
+            let copies = if n == 1 { "copy" } else { "copies" };
+            format!(
+                ", with {done:.2} of {n} {copies} done: at this pace a copy needs about {m} min \
+                 (migrationTimeout {m}m or more would let it finish)"
+            )
+        }
         _ => String::new(),
     }
 }

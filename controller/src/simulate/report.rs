@@ -215,13 +215,9 @@ impl Report {
             self.total_footprint_gib,
             self.headroom_percent
         ));
-        if self.observe != Observe::Observed {
+        if let Some(view) = self.observe.analysis_note() {
             line(format!(
-                "analysis view: heat computed from the {} IOPS, not from observed samples",
-                match self.observe {
-                    Observe::True => "true (noise-free)",
-                    _ => "present-level (no diurnal cycle, bursts or noise)",
-                }
+                "analysis view: heat computed from {view}, not from observed samples"
             ));
         }
         match self.watermarks {

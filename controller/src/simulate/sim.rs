@@ -209,7 +209,8 @@ pub fn simulate(
         scorer.sample(tick.elapsed, tick.shifted, &w.true_iops, &cluster);
         // Only CoucheStor reads the hourly history (its sustained window).
         let sustained = kind == PolicyKind::Couchestor;
-        for ((h, &iops), name) in history.iter_mut().zip(w.seen(cfg.observe)).zip(&names) {
+        let seen = w.seen(cfg.observe);
+        for ((h, &iops), name) in history.iter_mut().zip(seen.iter()).zip(&names) {
             let sample = Sample { at: now, iops };
             h.push(sample);
             if sustained {

@@ -5,6 +5,8 @@
 //! two workloads built from the same parameters and seed produce bit-identical samples. Both
 //! policies of a comparison therefore see exactly the same I/O.
 
+use std::borrow::Cow;
+
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -89,6 +91,17 @@ pub enum Observe {
     Level,
 }
 
+impl Observe {
+    /// What the text report says of an analysis view; `None` for the observed samples.
+    pub fn analysis_note(self) -> Option<&'static str> {
+        match self {
+            Observe::Observed => None,
+            Observe::True => Some("the true (noise-free) IOPS"),
+            Observe::Level => Some("the present-level (no diurnal cycle, bursts or noise) IOPS"),
+        }
+    }
+}
+
 /// What one call to [`Workload::advance`] produced.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tick {
@@ -118,8 +131,6 @@ pub struct Workload {
     pub true_iops: Vec<f64>,
     /// Observed IOPS at the last sample: true intensity times noise.
     pub observed: Vec<f64>,
-    /// Present level at the last sample: the intensity of the volume's rank, IOPS.
-    pub level: Vec<f64>,
 }
 
 impl Workload {
@@ -158,7 +169,6 @@ impl Workload {
             next_step: 0,
             true_iops: vec![0.0; p.volumes],
             observed: vec![0.0; p.volumes],
-            level: vec![0.0; p.volumes],
             params: p,
         })
     }
@@ -196,21 +206,20 @@ impl Workload {
             } else {
                 1.0
             };
-            let level = self.by_rank[self.ranks[i]];
-            let lambda = level * diurnal.max(0.0) * burst;
-            self.level[i] = level;
+            let lambda = self.by_rank[self.ranks[i]] * diurnal.max(0.0) * burst;
             self.true_iops[i] = lambda;
             self.observed[i] = lambda * self.noise.sample(&mut self.rng);
         }
         Tick { elapsed, shifted }
     }
 
-    /// The last sample as the policies see it.
-    pub fn seen(&self, observe: Observe) -> &[f64] {
+    /// The last sample as the policies see it; the present level is derived from the ranks
+    /// only when asked for.
+    pub fn seen(&self, observe: Observe) -> Cow<'_, [f64]> {
         match observe {
-            Observe::Observed => &self.observed,
-            Observe::True => &self.true_iops,
-            Observe::Level => &self.level,
+            Observe::Observed => Cow::Borrowed(&self.observed),
+            Observe::True => Cow::Borrowed(&self.true_iops),
+            Observe::Level => self.ranks.iter().map(|&r| self.by_rank[r]).collect(),
         }
     }
 
@@ -312,7 +321,7 @@ mod tests {
             let level = w.seen(Observe::Level).to_vec();
             // The level is the rank's intensity: the true intensity divided by the diurnal
             // and burst factors, which lie in [0, 1.8] x {1, 5}.
-            for (l, t) in level.iter().zip(w.seen(Observe::True)) {
+            for (l, t) in level.iter().zip(w.seen(Observe::True).iter()) {
                 assert!(*t <= l * 1.8 * 5.0 + 1e-9, "true {t} level {l}");
             }
             let moved = level.iter().zip(&last).filter(|(a, b)| a != b).count();
@@ -326,8 +335,8 @@ mod tests {
         // Constant between shifts, re-ranked at them; the views are what they say.
         assert_eq!(changed_within, 0);
         assert!(changed_at_shift > 0);
-        assert_eq!(w.seen(Observe::Observed), &w.observed[..]);
-        assert_eq!(w.seen(Observe::True), &w.true_iops[..]);
-        assert_ne!(w.seen(Observe::Level), &w.true_iops[..]);
+        assert_eq!(&*w.seen(Observe::Observed), &w.observed[..]);
+        assert_eq!(&*w.seen(Observe::True), &w.true_iops[..]);
+        assert_ne!(&*w.seen(Observe::Level), &w.true_iops[..]);
     }
 }
