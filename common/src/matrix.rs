@@ -7,6 +7,8 @@
 //! types buffer the whole answer as a generic tree first (they are internally tagged enums with
 //! `#[serde(flatten)]`): fetching and parsing one 100,000-series answer peaked at 590 MiB of
 //! heap with them and at 124 MiB with this reader (docs/benchmarks.md, `--bench heat_query`).
+//! [`parse_reader`] reads the answer from a stream as it arrives, so that the body is not held
+//! whole either; [`parse`] reads a body already in memory (e.g. a short error answer).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,28 +43,52 @@ pub enum AnswerError {
     /// type, a value that is not a number).
     #[error("unreadable Prometheus answer: {0}")]
     Malformed(String),
+    /// Reading the answer failed part-way (connection reset, client timeout): a transport
+    /// failure, not a bad answer.
+    #[error("reading the answer: {0}")]
+    Read(String),
 }
 
 /// The series of a range-query answer, keyed by [`PV_LABEL`]. Series without that label are
 /// left out (they cannot be matched to a volume); a later series for the same PV replaces an
 /// earlier one.
 pub fn parse(body: &[u8]) -> Result<Series, AnswerError> {
-    let answer: Answer =
-        serde_json::from_slice(body).map_err(|e| AnswerError::Malformed(e.to_string()))?;
-    if answer.status != "success" {
-        return Err(AnswerError::Prometheus {
-            kind: answer.error_type.unwrap_or_else(|| answer.status.clone()),
-            message: answer.error.unwrap_or_default(),
-        });
-    }
-    let Some(data) = answer.data else {
-        return Err(AnswerError::Malformed(
-            "no `data` in a successful answer".into(),
-        ));
-    };
-    match data {
-        Data::Matrix(series) => Ok(series),
-        Data::Other(kind) => Err(AnswerError::NotAMatrix(kind)),
+    serde_json::from_slice(body)
+        .map_err(|e| AnswerError::Malformed(e.to_string()))
+        .and_then(Answer::into_series)
+}
+
+/// [`parse`], reading the answer from `reader` as it arrives (buffered here), so that the
+/// body is never held whole: at 100,000 volumes it is ~90 MB, more than the series built from
+/// it. A failure of the reader itself is [`AnswerError::Read`].
+pub fn parse_reader(reader: impl std::io::Read) -> Result<Series, AnswerError> {
+    let reader = std::io::BufReader::with_capacity(64 << 10, reader);
+    serde_json::from_reader(reader)
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Io => AnswerError::Read(e.to_string()),
+            _ => AnswerError::Malformed(e.to_string()),
+        })
+        .and_then(Answer::into_series)
+}
+
+impl Answer {
+    /// The series of a successful matrix answer, or what is wrong with it.
+    fn into_series(self) -> Result<Series, AnswerError> {
+        if self.status != "success" {
+            return Err(AnswerError::Prometheus {
+                kind: self.error_type.unwrap_or_else(|| self.status.clone()),
+                message: self.error.unwrap_or_default(),
+            });
+        }
+        let Some(data) = self.data else {
+            return Err(AnswerError::Malformed(
+                "no `data` in a successful answer".into(),
+            ));
+        };
+        match data {
+            Data::Matrix(series) => Ok(series),
+            Data::Other(kind) => Err(AnswerError::NotAMatrix(kind)),
+        }
     }
 }
 
@@ -213,6 +239,56 @@ mod tests {
         assert_eq!(a[1].at, 1_700_000_060);
         assert!(a[1].iops.is_nan());
         assert_eq!(series["pv-b"][0].iops, f64::INFINITY);
+    }
+
+    #[test]
+    fn the_reader_and_the_slice_give_the_same_answers_and_errors() {
+        let bodies = [
+            matrix(
+                r#"[{"metric":{"pv_name":"pv-a"},"values":[[1,"1.5"],[61,"2"]]},{"metric":{},"values":[]}]"#,
+            ),
+            matrix("[]"),
+            r#"{"status":"error","errorType":"timeout","error":"query timed out"}"#.into(),
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}"#.into(),
+            matrix(r#"[{"metric":{"pv_name":"a"},"values":[[1,"fast"]]}]"#),
+            "<html>".into(),
+        ];
+        for body in bodies {
+            assert_eq!(
+                parse_reader(body.as_bytes()),
+                parse(body.as_bytes()),
+                "{body}"
+            );
+        }
+    }
+
+    /// A reader that hands out `data`, then fails as a reset connection does.
+    struct CutShort<'a>(&'a [u8]);
+
+    impl std::io::Read for CutShort<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                ));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_answer_cut_short_is_a_read_failure_not_a_bad_answer() {
+        let body = matrix(r#"[{"metric":{"pv_name":"pv-a"},"values":[[1,"1.5"]]}]"#);
+        let err = parse_reader(CutShort(&body.as_bytes()[..40])).expect_err("cut short");
+        let AnswerError::Read(m) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(m.contains("connection reset by peer"), "{m}");
+        assert!(err.to_string().starts_with("reading the answer: "), "{err}");
     }
 
     #[test]

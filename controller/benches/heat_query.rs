@@ -10,10 +10,12 @@
 //! or the bench fails.
 //!
 //! Answers are parsed by the controller's own reader (`couchestor_common::matrix`).
-//! Then, for the default expression, the peak heap of fetching and parsing one answer: with
-//! prometheus-http-query's response types (the controller's reader until 2026-12-01) and with
-//! `matrix::parse` (counted by a peak-tracking global allocator, above what was live before);
-//! the two readers must give every volume the same points, or the bench fails.
+//! Then, for the default expression, the peak heap of fetching and parsing one answer (counted
+//! by a peak-tracking global allocator, above what was live before) with three readers:
+//! prometheus-http-query's response types (the controller's reader until 2026-12-01),
+//! `matrix::parse` on the whole body (until 2026-12-02), and `matrix::parse_reader` on the
+//! body as it arrives (the controller's reader now, wired as `eyes::fetch` wires it), with the
+//! time each took; the readers must give every volume the same points, or the bench fails.
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it checks both agreements on 200
 //! volumes. `COUCHESTOR_HEAT_QUERY_VOLUMES=100000` picks N (default 50,000).
@@ -24,7 +26,9 @@ use std::time::Instant;
 use couchestor_common::heat::{DEFAULT_HEAT_QUERY, Sample};
 use couchestor_common::matrix::{self, Series};
 use couchestor_testsupport::{OpenMetrics, prometheus};
+use futures::TryStreamExt;
 use peak_alloc::PeakAlloc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 #[global_allocator]
 static HEAP: PeakAlloc = PeakAlloc;
@@ -155,19 +159,61 @@ async fn run(volumes: u32, rounds: usize) {
         series
     })
     .await;
-    let direct = peak_heap(|| query(&http, prom.url(), DEFAULT_HEAT_QUERY, end)).await;
-    // The two readers give every volume the same points.
-    assert_eq!(crate_types.1.len(), direct.1.len(), "one series per volume");
-    for (pv, points) in &crate_types.1 {
-        agree(pv, &direct.1[pv], points);
+    let started = Instant::now();
+    let whole = peak_heap(|| async {
+        let body = request(&http, prom.url(), DEFAULT_HEAT_QUERY, end)
+            .await
+            .bytes()
+            .await
+            .expect("a body");
+        matrix::parse(&body).expect("a matrix")
+    })
+    .await;
+    let whole_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let streamed = peak_heap(|| query(&http, prom.url(), DEFAULT_HEAT_QUERY, end)).await;
+    let streamed_secs = started.elapsed().as_secs_f64();
+    // The three readers give every volume the same points.
+    for other in [&whole.1, &streamed.1] {
+        assert_eq!(crate_types.1.len(), other.len(), "one series per volume");
+        for (pv, points) in &crate_types.1 {
+            agree(pv, &other[pv], points);
+        }
     }
+    let (crate_heap, whole_heap, streamed_heap) = (crate_types.0, whole.0, streamed.0);
+    let volumes_parsed = streamed.1.len();
+    drop((crate_types, whole, streamed));
+    // The parsers alone on one body in memory (3 alternating rounds, the fastest of each):
+    // what reading from a stream costs in CPU against reading from a slice.
+    let body = request(&http, prom.url(), DEFAULT_HEAT_QUERY, end)
+        .await
+        .bytes()
+        .await
+        .expect("a body");
+    let (mut slice_secs, mut reader_secs) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let a = matrix::parse(&body).expect("a matrix");
+        slice_secs = slice_secs.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let b = matrix::parse_reader(&body[..]).expect("a matrix");
+        reader_secs = reader_secs.min(t.elapsed().as_secs_f64());
+        assert_eq!(a.len(), b.len(), "one series per volume");
+    }
+    println!(
+        "  parsing one {:.0} MB body: from the slice {slice_secs:.2} s, from a reader {reader_secs:.2} s ({:.2}×)",
+        body.len() as f64 / 1e6,
+        reader_secs / slice_secs
+    );
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     println!(
-        "  peak heap fetching and parsing one default answer ({} series): prometheus-http-query types {:.0} MiB, matrix::parse {:.0} MiB ({:.2}×)",
-        direct.1.len(),
-        mib(crate_types.0),
-        mib(direct.0),
-        direct.0 as f64 / crate_types.0 as f64
+        "  peak heap fetching and parsing one default answer ({volumes_parsed} series): prometheus-http-query types {:.0} MiB, matrix::parse on the body {:.0} MiB ({:.2}×, {whole_secs:.2} s), matrix::parse_reader as it arrives {:.0} MiB ({:.2}×, {streamed_secs:.2} s; {:.2}× the body's heap)",
+        mib(crate_heap),
+        mib(whole_heap),
+        whole_heap as f64 / crate_heap as f64,
+        mib(streamed_heap),
+        streamed_heap as f64 / crate_heap as f64,
+        streamed_heap as f64 / whole_heap as f64,
     );
 }
 
@@ -190,10 +236,9 @@ fn agree(pv: &str, a: &[Sample], b: &[Sample]) {
     }
 }
 
-/// One range query over the 30 minutes before `end`, at a 60 s step, read as Eyes reads it.
-async fn query(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> Series {
-    let body = http
-        .get(format!("{url}/api/v1/query_range"))
+/// One range query over the 30 minutes before `end`, at a 60 s step, sent.
+async fn request(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> reqwest::Response {
+    http.get(format!("{url}/api/v1/query_range"))
         .query(&[
             ("query", expr.to_string()),
             ("start", (end - 1800).to_string()),
@@ -203,10 +248,20 @@ async fn query(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> Serie
         .send()
         .await
         .expect("Prometheus answers")
-        .bytes()
-        .await
-        .expect("a body");
-    matrix::parse(&body).unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+/// That query, read as `eyes::fetch` reads it: parsed as the body arrives.
+async fn query(http: &reqwest::Client, url: &str, expr: &str, end: i64) -> Series {
+    let response = request(http, url, expr, end).await;
+    let body = SyncIoBridge::new(StreamReader::new(
+        response.bytes_stream().map_err(std::io::Error::other),
+    ));
+    let expr = expr.to_string();
+    tokio::task::spawn_blocking(move || {
+        matrix::parse_reader(body).unwrap_or_else(|e| panic!("{expr}: {e}"))
+    })
+    .await
+    .expect("the parser thread")
 }
 
 fn now() -> i64 {

@@ -3,7 +3,9 @@
 //! One range query per sampling window per cycle returns the IOPS series of every volume at
 //! once; policies sharing a window share the answer through a short TTL cache. A volume without
 //! a series gets [`Heat::Unknown`]; a failed query makes every volume unknown. Nothing here
-//! ever turns missing data into "cold".
+//! ever turns missing data into "cold". An answer is parsed as it arrives
+//! ([`matrix::parse_reader`]), and a long window is queried at a coarser step
+//! ([`MAX_POINTS`]), so neither the body nor the series outgrow a 6 h window's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,9 @@ use couchestor_common::heat::{Heat, decayed_iops};
 use couchestor_common::history::HeatHistory;
 use couchestor_common::matrix::{self, AnswerError};
 use couchestor_common::storagepolicy::MAX_SUSTAINED_WINDOW_SECS;
+use futures::TryStreamExt;
 use prometheus_http_query::Client;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 pub use couchestor_common::heat::DEFAULT_HEAT_QUERY;
 pub use couchestor_common::matrix::Series;
@@ -27,7 +31,7 @@ pub enum EyesError {
     /// Prometheus answered, but not with a range vector: a PromQL or server error, a result
     /// of another kind, or a body that is not a Prometheus answer.
     #[error("Prometheus query failed: {0}")]
-    Answer(#[from] AnswerError),
+    Answer(AnswerError),
     /// A non-2xx HTTP answer whose body is not a Prometheus answer either (e.g. a proxy's
     /// error page); the start of the body is kept.
     #[error("Prometheus query failed: HTTP {status}: {body}")]
@@ -37,6 +41,16 @@ pub enum EyesError {
         /// At most the first 200 characters of the body.
         body: String,
     },
+}
+
+impl From<AnswerError> for EyesError {
+    fn from(e: AnswerError) -> Self {
+        match e {
+            // The answer stopped arriving: the query did not complete.
+            AnswerError::Read(m) => EyesError::Query(format!("reading the answer: {m}")),
+            e => EyesError::Answer(e),
+        }
+    }
 }
 
 /// Settings of the heat source.
@@ -77,6 +91,18 @@ pub struct Eyes {
 /// about three regular answers' worth of points, well inside the query timeout at 10,000
 /// volumes.
 pub const BACKFILL_POINTS: u64 = 96;
+
+/// Most points per volume in a regular answer: a sampling window longer than this many steps
+/// (6 h at the default 60 s) is queried at a coarser step instead, so that the answer, and
+/// the controller's memory, stay the size of a 6 h window's (samplingWindow may be up to
+/// 168 h: 10,080 points per volume at 60 s, near Prometheus's own limit of 11,000).
+pub const MAX_POINTS: u64 = 360;
+
+/// The step of a range query over `window` with at most about `points` points per volume,
+/// never finer than `floor` (the configured resolution).
+pub fn step_for(window: Duration, points: u64, floor: Duration) -> Duration {
+    Duration::from_secs(window.as_secs().div_ceil(points.max(1)).max(1)).max(floor)
+}
 
 impl Eyes {
     /// A heat source for `config`.
@@ -124,7 +150,8 @@ impl Eyes {
         {
             return Ok(s.clone());
         }
-        let series = Arc::new(self.fetch(window, now, self.config.step).await?);
+        let step = step_for(window, MAX_POINTS, self.config.step);
+        let series = Arc::new(self.fetch(window, now, step).await?);
         self.cache
             .lock()
             .expect("cache lock")
@@ -146,8 +173,7 @@ impl Eyes {
         {
             return Ok(false);
         }
-        let step =
-            Duration::from_secs((window.as_secs() / BACKFILL_POINTS).max(1)).max(self.config.step);
+        let step = step_for(window, BACKFILL_POINTS, self.config.step);
         self.fetch(window, now, step).await?;
         Ok(true)
     }
@@ -171,22 +197,29 @@ impl Eyes {
             .await
             .map_err(|e| EyesError::Query(e.to_string()))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| EyesError::Query(format!("reading the answer: {e}")))?;
-        // Read straight into the series (matrix::parse): the client crate's own types hold the
-        // whole answer as a generic tree first, ~5x the heap (docs/benchmarks.md).
-        let series = match matrix::parse(&body) {
-            Err(AnswerError::Malformed(_)) if !status.is_success() => {
-                return Err(EyesError::Http {
-                    status: status.to_string(),
-                    body: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                });
+        let series = if status.is_success() {
+            // Parsed from the socket as it arrives (on a blocking thread, since the parser
+            // reads synchronously), never holding the whole body (~90 MB at 100,000 volumes).
+            let body = StreamReader::new(response.bytes_stream().map_err(std::io::Error::other));
+            let body = SyncIoBridge::new(body);
+            tokio::task::spawn_blocking(move || matrix::parse_reader(body))
+                .await
+                .map_err(|e| EyesError::Query(format!("reading the answer: {e}")))??
+        } else {
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| EyesError::Query(format!("reading the answer: {e}")))?;
+            match matrix::parse(&body) {
+                Err(AnswerError::Malformed(_)) => {
+                    return Err(EyesError::Http {
+                        status: status.to_string(),
+                        body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                    });
+                }
+                answer => answer?,
             }
-            answer => answer?,
         };
-        drop(body);
         {
             let mut history = self.history.lock().expect("history lock");
             for (pv, samples) in &series {
@@ -378,16 +411,12 @@ mod tests {
         assert!(s.is_empty(), "{s:?}");
     }
 
-    /// PROMETHEUS_URL pointing at something else (here a proxy that answers every request
-    /// with its own error page): the error carries the HTTP status and the page's start.
-    #[tokio::test]
-    async fn a_non_prometheus_answer_names_the_http_status_and_body() {
+    /// A server on loopback that answers every request with `answer` (raw HTTP) and closes.
+    async fn answering(answer: String) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
-            let page =
-                "<html><body>502 Bad Gateway: upstream prometheus-server unreachable</body></html>";
             while let Ok((mut conn, _)) = listener.accept().await {
                 // Read the request's head (a GET has no body), then answer.
                 let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
@@ -398,13 +427,23 @@ mod tests {
                     }
                     head.extend_from_slice(&buf[..n]);
                 }
-                let answer = format!(
-                    "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
-                    page.len()
-                );
                 conn.write_all(answer.as_bytes()).await.unwrap();
             }
         });
+        url
+    }
+
+    /// PROMETHEUS_URL pointing at something else (here a proxy that answers every request
+    /// with its own error page): the error carries the HTTP status and the page's start.
+    #[tokio::test]
+    async fn a_non_prometheus_answer_names_the_http_status_and_body() {
+        let page =
+            "<html><body>502 Bad Gateway: upstream prometheus-server unreachable</body></html>";
+        let url = answering(format!(
+            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+            page.len()
+        ))
+        .await;
         let err = eyes(&url)
             .series(Duration::from_secs(1800), now())
             .await
@@ -421,6 +460,54 @@ mod tests {
             err.to_string()
                 .starts_with("Prometheus query failed: HTTP 502"),
             "{err}"
+        );
+    }
+
+    /// An answer that stops part-way (the connection closes after a third of the announced
+    /// body) is a failed query, named as one, not a bad answer and not an empty result.
+    #[tokio::test]
+    async fn an_answer_cut_short_is_a_failed_query() {
+        let start = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"pv_name":"pv-a"},"values":[[1,"5"]"#;
+        let url = answering(format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{start}",
+            start.len() * 3
+        ))
+        .await;
+        let err = eyes(&url)
+            .series(Duration::from_secs(1800), now())
+            .await
+            .unwrap_err();
+        let EyesError::Query(m) = &err else {
+            panic!("want a failed query, got {err:?}");
+        };
+        assert!(m.starts_with("reading the answer: "), "{err}");
+    }
+
+    #[test]
+    fn long_windows_are_queried_at_a_coarser_step() {
+        let minute = Duration::from_secs(60);
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        // Up to 6 h the configured step stands; beyond, at most MAX_POINTS points.
+        assert_eq!(step_for(hours(1), MAX_POINTS, minute), minute);
+        assert_eq!(step_for(hours(6), MAX_POINTS, minute), minute);
+        assert_eq!(
+            step_for(hours(24), MAX_POINTS, minute),
+            Duration::from_secs(240)
+        );
+        assert_eq!(
+            step_for(hours(168), MAX_POINTS, minute),
+            Duration::from_secs(1680)
+        );
+        // Never finer than configured, and a window that does not divide evenly rounds up.
+        assert_eq!(step_for(hours(24), MAX_POINTS, hours(1)), hours(1));
+        assert_eq!(
+            step_for(Duration::from_secs(3601), 60, Duration::ZERO),
+            Duration::from_secs(61)
+        );
+        // The backfill: a day at 96 points is every 15 minutes.
+        assert_eq!(
+            step_for(hours(24), BACKFILL_POINTS, minute),
+            Duration::from_secs(900)
         );
     }
 }

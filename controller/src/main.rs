@@ -3,6 +3,7 @@
 mod agents;
 mod cli;
 mod context;
+mod crds;
 mod explain;
 mod eyes;
 mod health;

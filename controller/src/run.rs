@@ -15,7 +15,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::agents::{AgentArgs, Fleet};
 use crate::context::{Context, Settings};
@@ -142,6 +142,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
+    // Before leader election, so that neither a leader nor a standby runs on CRDs that lack
+    // the fields it writes.
+    match crate::crds::check(&client).await {
+        Ok(()) => info!("the installed CRDs declare every field this controller uses"),
+        Err(e) if e.is_forbidden() => warn!(
+            error = %e,
+            "cannot check the installed CRDs (RBAC: get on customresourcedefinitions); continuing"
+        ),
+        Err(e) => {
+            error!(error = %e, "refusing to start");
+            return Err(e.into());
+        }
+    }
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(false));
     tokio::spawn(serve_or_log(

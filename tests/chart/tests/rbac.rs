@@ -35,6 +35,22 @@ type Attr = (
 /// namespace = cluster-wide, `Some("")` = the release namespace.
 const ALLOWED: &[Attr] = &[
     (
+        "get",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "",
+        None,
+        "storagepolicies.storage.billyronks.io",
+    ),
+    (
+        "get",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "",
+        None,
+        "volumemigrations.storage.billyronks.io",
+    ),
+    (
         "list",
         "storage.billyronks.io",
         "storagepolicies",
@@ -132,6 +148,30 @@ const ALLOWED: &[Attr] = &[
 
 /// Powers the controller must not have (including reads it never makes).
 const DENIED: &[Attr] = &[
+    (
+        "get",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "",
+        None,
+        "certificates.cert-manager.io",
+    ),
+    (
+        "list",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "",
+        None,
+        "",
+    ),
+    (
+        "patch",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "",
+        None,
+        "storagepolicies.storage.billyronks.io",
+    ),
     (
         "get",
         "storage.billyronks.io",
