@@ -125,14 +125,14 @@ pub fn compare(
                 version: version.name.clone(),
             });
         };
-        let schema = |v: &CustomResourceDefinitionVersion| {
-            v.schema.as_ref().and_then(|s| s.open_api_v3_schema.clone())
-        };
+        fn schema(v: &CustomResourceDefinitionVersion) -> Option<&JSONSchemaProps> {
+            v.schema.as_ref()?.open_api_v3_schema.as_ref()
+        }
         let (Some(have), Some(want)) = (schema(served), schema(version)) else {
             continue;
         };
         let mut missing = Vec::new();
-        missing_fields(&have, &want, "", &mut missing);
+        missing_fields(have, want, "", &mut missing);
         if !missing.is_empty() {
             return Err(CrdError::Outdated {
                 name: name.into(),
@@ -284,12 +284,13 @@ mod tests {
             ),
             ..Default::default()
         };
-        let want = JSONSchemaProps {
+        // `history`: a list of objects; `byTier`: a map of objects.
+        let schema = |listed: &[&str], mapped: &[&str]| JSONSchemaProps {
             properties: Some(BTreeMap::from([
                 (
                     "history".to_string(),
                     JSONSchemaProps {
-                        items: Some(JSONSchemaPropsOrArray::Schema(Box::new(obj(&["at", "to"])))),
+                        items: Some(JSONSchemaPropsOrArray::Schema(Box::new(obj(listed)))),
                         ..Default::default()
                     },
                 ),
@@ -297,7 +298,7 @@ mod tests {
                     "byTier".to_string(),
                     JSONSchemaProps {
                         additional_properties: Some(JSONSchemaPropsOrBool::Schema(Box::new(obj(
-                            &["count"],
+                            mapped,
                         )))),
                         ..Default::default()
                     },
@@ -305,27 +306,8 @@ mod tests {
             ])),
             ..Default::default()
         };
-        let have = JSONSchemaProps {
-            properties: Some(BTreeMap::from([
-                (
-                    "history".to_string(),
-                    JSONSchemaProps {
-                        items: Some(JSONSchemaPropsOrArray::Schema(Box::new(obj(&["at"])))),
-                        ..Default::default()
-                    },
-                ),
-                (
-                    "byTier".to_string(),
-                    JSONSchemaProps {
-                        additional_properties: Some(JSONSchemaPropsOrBool::Schema(Box::new(obj(
-                            &[],
-                        )))),
-                        ..Default::default()
-                    },
-                ),
-            ])),
-            ..Default::default()
-        };
+        let want = schema(&["at", "to"], &["count"]);
+        let have = schema(&["at"], &[]);
         let mut out = Vec::new();
         missing_fields(&have, &want, "", &mut out);
         assert_eq!(out, ["byTier[*].count", "history[].to"]);

@@ -46,11 +46,15 @@ pub enum EyesError {
 impl From<AnswerError> for EyesError {
     fn from(e: AnswerError) -> Self {
         match e {
-            // The answer stopped arriving: the query did not complete.
-            AnswerError::Read(m) => EyesError::Query(format!("reading the answer: {m}")),
+            AnswerError::Read(m) => read_failed(m),
             e => EyesError::Answer(e),
         }
     }
+}
+
+/// The answer stopped arriving (or its parser thread failed): the query did not complete.
+fn read_failed(e: impl std::fmt::Display) -> EyesError {
+    EyesError::Query(format!("reading the answer: {e}"))
 }
 
 /// Settings of the heat source.
@@ -204,12 +208,9 @@ impl Eyes {
             let body = SyncIoBridge::new(body);
             tokio::task::spawn_blocking(move || matrix::parse_reader(body))
                 .await
-                .map_err(|e| EyesError::Query(format!("reading the answer: {e}")))??
+                .map_err(read_failed)??
         } else {
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| EyesError::Query(format!("reading the answer: {e}")))?;
+            let body = response.bytes().await.map_err(read_failed)?;
             match matrix::parse(&body) {
                 Err(AnswerError::Malformed(_)) => {
                     return Err(EyesError::Http {
