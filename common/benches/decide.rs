@@ -71,6 +71,7 @@ fn main() {
                 migrating: false,
                 nodes: Vec::new(),
                 split: None,
+                timed_out_after: None,
             })
             .collect();
         let total: u64 = volumes
@@ -119,6 +120,7 @@ fn main() {
                     max_concurrent: 2,
                     active_migrations: 0,
                     headroom_percent: 10,
+                    migration_timeout_secs: 1800,
                     window_open: true,
                 },
                 now,

@@ -25,6 +25,10 @@ pub const CANCELLED_ANNOTATION: &str = "storage.billyronks.io/migration-cancelle
 /// ([`crate::split`]) as it does after an aborted move.
 pub const CANCELLED_TO_ANNOTATION: &str = "storage.billyronks.io/migration-cancelled-to";
 
+/// `status.abortReason` of a migration that ran out of its time (`spec.timeoutSeconds` per
+/// replica copy).
+pub const TIMEOUT_REASON: &str = "Timeout";
+
 /// Condition type on a VolumeMigration: whether this Mayastor's scale-down can be steered
 /// (reason `PoolCordon`, `NodeCordon` or `UnsupportedMayastorVersion`).
 pub const STEERABLE_CONDITION: &str = "Steerable";

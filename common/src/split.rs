@@ -27,6 +27,10 @@ pub struct LastAbort {
     pub at: i64,
     /// The interrupted move's target tier.
     pub to: Option<Tier>,
+    /// When it was aborted for running out of time: its timeout per replica copy, seconds
+    /// (the migration's `spec.timeoutSeconds`). A move of the same volume would run as long
+    /// again, so the engine does not retry it under a timeout no longer than this one.
+    pub timed_out_after: Option<u64>,
 }
 
 impl LastAbort {
@@ -98,13 +102,19 @@ mod tests {
         let old = LastAbort {
             at: 10,
             to: Some(Hot),
+            timed_out_after: Some(1800),
         };
-        let new = LastAbort { at: 20, to: None };
+        let new = LastAbort {
+            at: 20,
+            to: None,
+            timed_out_after: None,
+        };
         assert_eq!(old.newest(new), new);
         assert_eq!(new.newest(old), new);
         let tie = LastAbort {
             at: 20,
             to: Some(Cold),
+            timed_out_after: None,
         };
         assert_eq!(new.newest(tie), tie);
     }

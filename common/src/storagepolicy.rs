@@ -165,7 +165,10 @@ pub struct StoragePolicySpec {
 
     /// Time each replica copy of a migration may take: a migration that has not completed
     /// within this time for every replica it copies (three for a 3-replica volume, one in
-    /// preservation mode) is aborted, keeping the data. Between 1m and 48h.
+    /// preservation mode) is aborted, keeping the data. The volume is then not moved again
+    /// until this allows more time per copy than the aborted migration had (or that
+    /// VolumeMigration is deleted), including to consolidate a volume the abort left on two
+    /// tiers. Between 1m and 48h.
     #[serde(default = "default_migration_timeout")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('48h')")
         .message("migrationTimeout must be a duration between 1m and 48h, e.g. \"30m\""))]

@@ -20,6 +20,7 @@ fn vol(name: &str, gib: u64, heat: Option<f64>, tier: couchestor_common::Tier) -
         migrating: false,
         nodes: Vec::new(),
         split: None,
+        timed_out_after: None,
     }
 }
 
@@ -30,6 +31,7 @@ fn limits() -> Limits {
         max_concurrent: 10,
         active_migrations: 0,
         headroom_percent: 10,
+        migration_timeout_secs: 1800,
         window_open: true,
     }
 }
@@ -586,6 +588,7 @@ fn an_abort_counts_for_the_cooldown_and_marks_a_split_volume() {
         LastAbort {
             at: NOW - 60,
             to: Some(Cold),
+            timed_out_after: None,
         },
         &tiers,
     );
@@ -596,8 +599,142 @@ fn an_abort_counts_for_the_cooldown_and_marks_a_split_volume() {
         LastAbort {
             at: NOW - 7200,
             to: None,
+            timed_out_after: None,
         },
         &tiers,
     );
     assert_eq!((v.last_move, v.split), (Some(NOW - 60), None));
+}
+
+#[test]
+fn a_move_that_timed_out_is_not_retried_until_it_would_get_more_time() {
+    use couchestor_common::split::{LastAbort, Split};
+    // Each timed out under 1800 s per copy a day ago (out of cooldown).
+    let timed_out = |v: Volume| Volume {
+        last_move: Some(NOW - 2 * 86_400),
+        timed_out_after: Some(1800),
+        ..v
+    };
+    let hot = timed_out(vol("hot", 10, Some(5000.0), Cold));
+    let pinned = Volume {
+        pinned: Some(Hot),
+        ..timed_out(vol("pinned", 10, Some(1.0), Cold))
+    };
+    // Timed out after placing one of three replicas on Cold.
+    let split = Volume {
+        replicas: 3,
+        tier: None,
+        split: Split::after_abort(&[Some(Cold), Some(Hot), Some(Hot)], Cold),
+        ..timed_out(vol("split", 10, Some(500.0), Cold))
+    };
+    // A resident it would be evicted for, on a full fast tier, is not evicted either.
+    let resident = timed_out(vol("resident", 10, Some(5.0), Hot));
+    let newcomer = vol("newcomer", 10, Some(9000.0), Cold);
+    let vols = [hot, pinned, split, resident, newcomer];
+    let held = HoldReason::TimedOut {
+        after_secs: 1800,
+        timeout_secs: 1800,
+    };
+    let p = run(&vols, &two_tiers(100, 90), limits());
+    for v in ["hot", "pinned", "split", "resident"] {
+        assert_eq!(hold_of(&p, v), &held, "{v}");
+    }
+    assert!(p.moves.is_empty(), "{p:?}");
+    assert!(matches!(
+        hold_of(&p, "newcomer"),
+        HoldReason::NoCapacity { .. }
+    ));
+    assert_eq!(
+        held.to_string(),
+        "its last move timed out after 1800s per replica copy and a move now would get \
+         1800s: not retried until migrationTimeout (and --migration-timeout-minutes) allow \
+         more, or its Aborted VolumeMigration is deleted"
+    );
+    assert_eq!(held.label(), "timed_out");
+    // Shorter is no better.
+    let shorter = Limits {
+        migration_timeout_secs: 900,
+        ..limits()
+    };
+    let p = run(&vols, &two_tiers(100, 90), shorter);
+    assert!(matches!(
+        hold_of(&p, "hot"),
+        HoldReason::TimedOut {
+            timeout_secs: 900,
+            ..
+        }
+    ));
+    // With more time per copy none is held for it: the consolidation and the eviction start,
+    // the promotions wait for the room the eviction makes.
+    let longer = Limits {
+        migration_timeout_secs: 3600,
+        ..limits()
+    };
+    let p = run(&vols, &two_tiers(100, 90), longer);
+    let mut got = moved(&p);
+    got.sort();
+    assert_eq!(got, vec![("resident", Cold), ("split", Cold)], "{p:?}");
+    for v in ["hot", "pinned", "newcomer"] {
+        assert!(
+            matches!(hold_of(&p, v), HoldReason::NoCapacity { .. }),
+            "{v}"
+        );
+    }
+
+    // Only the newest abort since the last completed move counts.
+    let abort = |at, timed_out_after| LastAbort {
+        at,
+        to: Some(Hot),
+        timed_out_after,
+    };
+    let mut v = vol("v", 10, Some(5000.0), Cold);
+    v.after_abort(abort(NOW - 3 * 86_400, Some(1800)), &[Some(Cold)]);
+    assert_eq!(v.timed_out_after, Some(1800));
+    // A move completed after the timeout: nothing is held.
+    let mut v = Volume {
+        last_move: Some(NOW - 2 * 86_400),
+        ..vol("v", 10, Some(5000.0), Cold)
+    };
+    v.after_abort(abort(NOW - 3 * 86_400, Some(1800)), &[Some(Cold)]);
+    assert_eq!(v.timed_out_after, None);
+    // A newer abort for another reason: nothing is held.
+    let mut v = vol("v", 10, Some(5000.0), Cold);
+    v.after_abort(abort(NOW - 3 * 86_400, None), &[Some(Cold)]);
+    assert_eq!(v.timed_out_after, None);
+}
+
+#[test]
+fn every_hold_reason_has_its_own_metric_label() {
+    let reasons = [
+        HoldReason::PolicyDisabled,
+        HoldReason::Migrating,
+        HoldReason::UnknownTier,
+        HoldReason::UnknownHeat,
+        HoldReason::PinnedHere,
+        HoldReason::InBand { heat: 1.0 },
+        HoldReason::Cooldown { remaining_secs: 1 },
+        HoldReason::TimedOut {
+            after_secs: 60,
+            timeout_secs: 60,
+        },
+        HoldReason::NoCapacity {
+            to: Hot,
+            needed: 1,
+            free: 0,
+        },
+        HoldReason::NoPoolRoom {
+            to: Hot,
+            replica_bytes: 1,
+            replicas: 1,
+            largest_free: 0,
+        },
+        HoldReason::ConcurrencyLimit { to: Hot },
+        HoldReason::WindowClosed { to: Hot },
+    ];
+    let labels: Vec<&str> = reasons.iter().map(HoldReason::label).collect();
+    assert_eq!(labels, HoldReason::LABELS);
+    assert_eq!(
+        HoldReason::Cooldown { remaining_secs: 5 }.label(),
+        "cooldown"
+    );
 }

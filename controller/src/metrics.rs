@@ -21,6 +21,9 @@ pub struct Metrics {
     pub volume_heat: HistogramVec,
     /// `storage_operator_volumes{policy,tier}`: volumes per tier (tier="unknown" included).
     pub volumes: IntGaugeVec,
+    /// `storage_operator_held_volumes{policy,reason}`: volumes the last plan held, per
+    /// [`couchestor_common::plan::HoldReason::label`] (every reason present, 0 included).
+    pub held_volumes: IntGaugeVec,
     /// `storage_operator_planned_moves{policy}`: moves the last plan wanted to start.
     pub planned_moves: IntGaugeVec,
     /// `storage_operator_metrics_available{policy}`: 1 when the last heat query succeeded.
@@ -88,6 +91,13 @@ impl Metrics {
             Opts::new("storage_operator_volumes", "Watched volumes per tier."),
             &["policy", "tier"],
         )?;
+        let held_volumes = IntGaugeVec::new(
+            Opts::new(
+                "storage_operator_held_volumes",
+                "Volumes the last plan left where they are, by reason.",
+            ),
+            &["policy", "reason"],
+        )?;
         let planned_moves = IntGaugeVec::new(
             Opts::new(
                 "storage_operator_planned_moves",
@@ -138,6 +148,7 @@ impl Metrics {
         reg(Box::new(active_migrations.clone()))?;
         reg(Box::new(volume_heat.clone()))?;
         reg(Box::new(volumes.clone()))?;
+        reg(Box::new(held_volumes.clone()))?;
         reg(Box::new(planned_moves.clone()))?;
         reg(Box::new(metrics_available.clone()))?;
         reg(Box::new(prometheus_requests.clone()))?;
@@ -149,6 +160,7 @@ impl Metrics {
             active_migrations,
             volume_heat,
             volumes,
+            held_volumes,
             planned_moves,
             metrics_available,
             prometheus_requests,

@@ -172,6 +172,7 @@ pub async fn observe(
                 nodes: ms.map(replica_nodes).unwrap_or_default(),
                 // Set by the caller, which knows the migrations.
                 split: None,
+                timed_out_after: None,
             },
             claim: pvc
                 .as_ref()

@@ -89,6 +89,7 @@ pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<D
         ),
         active_migrations: migrations.active,
         headroom_percent: policy.spec.fast_tier_headroom_percent,
+        migration_timeout_secs: launch::migration_timeout_secs(ctx, policy),
         window_open,
     };
     let plan = plan::plan(&Input {
@@ -320,6 +321,18 @@ fn record_metrics(ctx: &Context, policy: &str, d: &Decision) {
     }
     for (i, tier) in ["hot", "warm", "cold", "unknown"].iter().enumerate() {
         m.volumes.with_label_values(&[policy, tier]).set(counts[i]);
+    }
+    let mut held = [0i64; HoldReason::LABELS.len()];
+    for h in &d.plan.holds {
+        if let Some(i) = HoldReason::LABELS
+            .iter()
+            .position(|&l| l == h.reason.label())
+        {
+            held[i] += 1;
+        }
+    }
+    for (reason, n) in HoldReason::LABELS.iter().zip(held) {
+        m.held_volumes.with_label_values(&[policy, reason]).set(n);
     }
 }
 

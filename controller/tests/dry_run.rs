@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::eventually;
+use common::{eventually, explain_with};
 
 use couchestor_common::StoragePolicy;
 use couchestor_mayastor_sim::{Profile, World};
@@ -392,26 +392,7 @@ async fn dry_run_reports_the_right_moves_and_prometheus_loss_demotes_nothing() {
     );
 
     // `explain` answers "why is / isn't this volume moving" for a user at a terminal.
-    let explain = |pv: String| {
-        let out = std::process::Command::new(exe)
-            .args([
-                "explain",
-                &pv,
-                "--prometheus-url",
-                prom.url(),
-                "--mayastor-url",
-                &sim.base_url(),
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "explain {pv}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let explain = |pv: String| explain_with(&kubeconfig, &sim.base_url(), &pv, prom.url());
     let hot = explain(vols[0].pv());
     assert!(hot.contains(&format!("policy {name}")), "{hot}");
     assert!(hot.contains("current tier: cold (pools: sata-a)"), "{hot}");

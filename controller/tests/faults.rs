@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use common::{
     Env, GIB, assert_completed, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
-    assert_removals_safe, cold_two_replica_volume, create_policy, eventually, metrics, migrations,
-    now, one_cold_volume, only_unsynced_removed, phase, printed_row, sample,
+    assert_removals_safe, cold_two_replica_volume, create_policy, eventually, explain, metrics,
+    migrations, now, one_cold_volume, only_unsynced_removed, phase, printed_row, sample,
     second_replica_rebuilding, series,
 };
+use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
 use couchestor_mayastor_sim::Profile;
 use couchestor_testsupport::prometheus;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 async fn single_outcome(env: &Env, policy: &str) -> VolumeMigration {
@@ -101,6 +102,7 @@ async fn a_replica_placed_outside_the_target_tier_is_undone() {
 /// migrationTimeout with a rebuild too slow to finish: the move aborts in WaitingSync, the
 /// unsynced new replica is removed, the old one kept, cordons released. Meanwhile the
 /// `kubectl get` PROGRESS column shows the rebuild and the active-migrations gauge counts it.
+/// Afterwards the move is not retried (no cooldown holds it) until migrationTimeout is raised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
     // 1 GiB at 4 MiB/s: 256 s of rebuild against a 60 s timeout.
@@ -109,7 +111,8 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
         return;
     };
     let c = env.controller("c", prom.url(), &[]);
-    create_policy(&env, "fault-timeout", json!({"migrationTimeout": "1m"})).await;
+    let spec = json!({"migrationTimeout": "1m", "cooldownPeriod": "0s"});
+    create_policy(&env, "fault-timeout", spec).await;
     let vms = eventually(
         "the rebuild to show progress",
         60,
@@ -141,6 +144,7 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
     assert!(active.contains("storage_operator_active_migrations 1"));
 
     let vm = single_outcome(&env, "fault-timeout").await;
+    let vm_name = vm.name_any();
     assert_aborted_untouched(&env, &id, &vm, "Timeout", "timed out in WaitingSync").await;
     let st = vm.status.clone().unwrap();
     assert!(
@@ -166,6 +170,45 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
     )
     .await;
     assert_outcomes(&env, &c, "aborted", 1).await;
+
+    // Not retried: the same 60 s per copy would time out again.
+    tokio::time::sleep(Duration::from_secs(12)).await; // two reconcile cycles
+    assert_eq!(migrations(&env, "fault-timeout").await.len(), 1);
+    let pv = format!("pvc-{id}");
+    let text = explain(&env, &pv, prom.url());
+    assert!(
+        text.contains(
+            "decision: STAYS: its last move timed out after 60s per replica copy and a move \
+             now would get 60s"
+        ),
+        "{text}"
+    );
+    let held = "storage_operator_held_volumes{policy=\"fault-timeout\",reason=\"timed_out\"}";
+    let m = metrics(&env, &c).await;
+    assert_eq!(sample(&m, held), Some(1.0), "{m}");
+    // More time per copy: the move is tried again, with it.
+    set_migration_timeout(&env, "fault-timeout", "10m").await;
+    let vms = eventually(
+        "the retry with the longer timeout",
+        60,
+        || migrations(&env, "fault-timeout"),
+        |v| v.len() == 2,
+    )
+    .await;
+    let retry = vms.iter().find(|vm| vm.name_any() != vm_name).unwrap();
+    assert_eq!(retry.spec.timeout_seconds, 600, "{retry:?}");
+}
+
+/// Sets the policy's `migrationTimeout`, as an operator raising it after a Timeout.
+async fn set_migration_timeout(env: &Env, policy: &str, timeout: &str) {
+    Api::<StoragePolicy>::all(env.client.clone())
+        .patch(
+            policy,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"migrationTimeout": timeout}})),
+        )
+        .await
+        .unwrap();
 }
 
 /// Takes the new replica's node (`"nodes"`) or pool (`"pools"`) down while it rebuilds.
@@ -290,19 +333,7 @@ async fn a_full_target_tier_is_never_planned_into() {
         migrations(&env, "fault-full").await.is_empty(),
         "a move into a full tier was started"
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_couchestor-controller"))
-        .args([
-            "explain",
-            &pv,
-            "--prometheus-url",
-            prom.url(),
-            "--mayastor-url",
-            &env.sim.base_url(),
-        ])
-        .env("KUBECONFIG", &env.kubeconfig)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = explain(&env, &pv, prom.url());
     assert!(
         text.contains("decision: STAYS: tier cold has no room"),
         "{text}\n{}",
@@ -364,7 +395,8 @@ async fn two_policies_contending_for_one_volume_start_one_migration() {
 /// A two-replica move that times out after replacing one replica leaves the volume on both
 /// tiers (nothing is removed to undo a synced replica). The next cycle consolidates it: a new
 /// migration places only the replica still missing, and the volume ends on one tier with its
-/// replica count, every removal after its replacement synced.
+/// replica count, every removal after its replacement synced. Like any move after a timeout, it
+/// waits until migrationTimeout allows more time per copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
     // 1 GiB at 28 MiB/s: 37 s per replica against 60 s per copy (120 s for the two). Once the
@@ -401,6 +433,11 @@ async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
     );
     env.admin_put("rebuild-rate", json!({"mib_per_sec": 28.0}))
         .await;
+    // Under the same 60 s per copy the consolidation is held: its copy would be as long as the
+    // one that ran out. With more time per copy it starts.
+    tokio::time::sleep(Duration::from_secs(12)).await; // two reconcile cycles
+    assert_eq!(migrations(&env, "fault-split").await.len(), 1);
+    set_migration_timeout(&env, "fault-split", "2m").await;
     let vms = eventually(
         "the consolidation to finish",
         180,
@@ -421,6 +458,7 @@ async fn a_move_interrupted_part_way_is_consolidated_by_the_next_one() {
         panic!("expected two migrations, got {vms:#?}\n{}", c.log_text());
     };
     assert_eq!(second.status.as_ref().and_then(|s| s.copies), Some(1));
+    assert_eq!(second.spec.timeout_seconds, 120);
     let removed = assert_consolidated_on_sata(&env, &id, second).await;
     // The timed-out replica (unsynced) and the two old ones: one per replacement, no more.
     let healthy_removed = removed.iter().filter(|p| p.starts_with("nvme")).count();

@@ -35,13 +35,20 @@ pub struct Volume {
     /// Set (with `tier: None`) when its replicas span several tiers after a move CoucheStor
     /// started was interrupted: the engine consolidates it on one tier ([`crate::split`]).
     pub split: Option<Split>,
+    /// Set when its newest move since the last completed one was aborted for running out of
+    /// time: that move's timeout per replica copy, seconds. The engine does not move the
+    /// volume again while the policy's timeout is no longer ([`super::HoldReason::TimedOut`]).
+    pub timed_out_after: Option<u64>,
 }
 
 impl Volume {
     /// Takes in the volume's newest aborted or cancelled migration: it counts for the cooldown
-    /// like a completed move, and a volume it left with replicas on several tiers (given per
-    /// replica in `replica_tiers`) is to be consolidated ([`crate::split`]).
+    /// like a completed move, a volume it left with replicas on several tiers (given per
+    /// replica in `replica_tiers`) is to be consolidated ([`crate::split`]), and a timeout
+    /// not followed by a completed move is remembered (`timed_out_after`).
     pub fn after_abort(&mut self, abort: LastAbort, replica_tiers: &[Option<Tier>]) {
+        let since_last_move = self.last_move.is_none_or(|done| abort.at >= done);
+        self.timed_out_after = abort.timed_out_after.filter(|_| since_last_move);
         self.last_move = self.last_move.max(Some(abort.at));
         self.split = abort
             .to
@@ -159,6 +166,9 @@ pub struct Limits {
     pub active_migrations: u32,
     /// Percent of every tier kept free.
     pub headroom_percent: u8,
+    /// Timeout per replica copy a move started now gets, seconds (the policy's
+    /// `migrationTimeout`, capped by the controller's `--migration-timeout-minutes`).
+    pub migration_timeout_secs: u64,
     /// Whether the migration window is open now.
     pub window_open: bool,
 }

@@ -17,7 +17,10 @@
 //!    daily cycle promotes); demote below `demote_below`; hold in between. With density
 //!    watermarks, promotion also needs the density (IOPS per TiB) above its watermark, and a
 //!    density below its own demotes.
-//! 4. Cooldown: a volume moved less than `cooldown` ago stays.
+//! 4. Cooldown: a volume moved less than `cooldown` ago stays. A volume whose last move ran
+//!    out of time stays (pinned ones and consolidations too) while a move would get no more
+//!    time per replica copy than that one had: each copy would be as long as the one that ran
+//!    out, and be aborted again.
 //! 5. Capacity: a tier is never filled past `100 - headroom` percent, counting every move
 //!    already planned; when the backend reports its pools, the replicas must also fit on pools
 //!    of distinct nodes ([`crate::room`]). Promotions go densest first (IOPS per GiB); when the target is full, a
@@ -94,6 +97,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         }
         let Some((from, at)) = v.tier.and_then(|t| Some((t, index(t)?))) else {
             match v.split.as_ref().map(|s| consolidation(v, s, input, &order)) {
+                Some(Ok(_)) if let Some(reason) = timed_out(v, input) => hold(&mut out, v, reason),
                 Some(Ok(c)) => pinned.push(c),
                 Some(Err(reason)) => hold(&mut out, v, reason),
                 None => hold(&mut out, v, HoldReason::UnknownTier),
@@ -103,6 +107,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
         if let Some(p) = v.pinned.filter(|p| index(*p).is_some()) {
             if p == from {
                 hold(&mut out, v, HoldReason::PinnedHere);
+            } else if let Some(reason) = timed_out(v, input) {
+                hold(&mut out, v, reason);
             } else {
                 pinned.push(Candidate::whole(v, from, p, MoveReason::Pinned));
             }
@@ -119,6 +125,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
         };
         if let Some(remaining_secs) = cooldown_left(v, input) {
             hold(&mut out, v, HoldReason::Cooldown { remaining_secs });
+            continue;
+        }
+        if let Some(reason) = timed_out(v, input) {
+            hold(&mut out, v, reason);
             continue;
         }
         let c = Candidate::whole(v, from, order[target], reason);
@@ -344,6 +354,18 @@ fn hysteresis(
     (at, None)
 }
 
+/// Why `v` may not move again: its last move timed out, and one started now would get no more
+/// time per replica copy.
+fn timed_out(v: &Volume, input: &Input<'_>) -> Option<HoldReason> {
+    let timeout_secs = input.limits.migration_timeout_secs;
+    v.timed_out_after
+        .filter(|&after| timeout_secs <= after)
+        .map(|after_secs| HoldReason::TimedOut {
+            after_secs,
+            timeout_secs,
+        })
+}
+
 fn cooldown_left(v: &Volume, input: &Input<'_>) -> Option<u64> {
     let last = v.last_move?;
     let until = last.saturating_add(input.limits.cooldown_secs as i64);
@@ -351,7 +373,7 @@ fn cooldown_left(v: &Volume, input: &Input<'_>) -> Option<u64> {
 }
 
 /// Per tier, the residents that may be demoted to make room for a denser volume: not
-/// migrating, not pinned, out of cooldown, not above the promotion watermark into that tier.
+/// migrating, not pinned, out of cooldown, not held by a timed-out move, not above the promotion watermark into that tier.
 /// Least dense first; each is handed out at most once.
 struct Residents<'v> {
     by_tier: HashMap<Tier, VecDeque<&'v Volume>>,
@@ -368,6 +390,7 @@ impl<'v> Residents<'v> {
                 || v.migrating
                 || v.pinned.is_some()
                 || cooldown_left(v, input).is_some()
+                || timed_out(v, input).is_some()
             {
                 continue;
             }

@@ -85,6 +85,14 @@ pub enum HoldReason {
         /// Seconds until it may move again.
         remaining_secs: u64,
     },
+    /// Its last move was aborted for running out of time, and a move started now would get no
+    /// more time per replica copy: it would copy as long again and be aborted again.
+    TimedOut {
+        /// The timeout per replica copy the last move ran out of, seconds.
+        after_secs: u64,
+        /// The timeout per replica copy a move started now would get, seconds.
+        timeout_secs: u64,
+    },
     /// Wants to move, but the target tier has no room.
     NoCapacity {
         /// The tier that is full.
@@ -184,6 +192,43 @@ impl fmt::Display for MoveReason {
     }
 }
 
+impl HoldReason {
+    /// Every value of [`HoldReason::label`], in declaration order.
+    pub const LABELS: [&'static str; 12] = [
+        "disabled",
+        "migrating",
+        "unknown_tier",
+        "unknown_heat",
+        "pinned_here",
+        "in_band",
+        "cooldown",
+        "timed_out",
+        "no_capacity",
+        "no_pool_room",
+        "concurrency_limit",
+        "window_closed",
+    ];
+
+    /// The reason's `reason` label on `storage_operator_held_volumes`.
+    pub fn label(&self) -> &'static str {
+        let i = match self {
+            HoldReason::PolicyDisabled => 0,
+            HoldReason::Migrating => 1,
+            HoldReason::UnknownTier => 2,
+            HoldReason::UnknownHeat => 3,
+            HoldReason::PinnedHere => 4,
+            HoldReason::InBand { .. } => 5,
+            HoldReason::Cooldown { .. } => 6,
+            HoldReason::TimedOut { .. } => 7,
+            HoldReason::NoCapacity { .. } => 8,
+            HoldReason::NoPoolRoom { .. } => 9,
+            HoldReason::ConcurrencyLimit { .. } => 10,
+            HoldReason::WindowClosed { .. } => 11,
+        };
+        Self::LABELS[i]
+    }
+}
+
 impl fmt::Display for HoldReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -205,6 +250,16 @@ impl fmt::Display for HoldReason {
             HoldReason::Cooldown { remaining_secs } => {
                 write!(f, "in cooldown for another {}s", remaining_secs)
             }
+            HoldReason::TimedOut {
+                after_secs,
+                timeout_secs,
+            } => write!(
+                f,
+                "its last move timed out after {after_secs}s per replica copy and a move now \
+                 would get {timeout_secs}s: not retried until migrationTimeout (and \
+                 --migration-timeout-minutes) allow more, or its Aborted VolumeMigration is \
+                 deleted"
+            ),
             HoldReason::NoCapacity { to, needed, free } => {
                 write!(
                     f,

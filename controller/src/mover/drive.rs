@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
+use couchestor_common::migration::{
+    MigrationPhase, TIMEOUT_REASON, VolumeMigration, VolumeMigrationStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -91,7 +93,7 @@ pub async fn step(
 ) -> Result<Step, Error> {
     match (phase, assessment.steering) {
         (MigrationPhase::Analyzing, _) if timed_out => Ok(Step::Abort(
-            "Timeout",
+            TIMEOUT_REASON,
             format!(
                 "not started within {}s; nothing had been changed",
                 vm.spec.timeout_seconds
@@ -102,7 +104,7 @@ pub async fn step(
             let pace = pace_note(vm, st);
             undo::drop_unsynced_extra(ctx, vm, st).await.map(|note| {
                 Step::Abort(
-                    "Timeout",
+                    TIMEOUT_REASON,
                     format!("not done within {within}: timed out in {phase:?}{pace}; {note}"),
                 )
             })

@@ -1,6 +1,8 @@
 //! Ending a migration: the terminal status, the PV annotation, metrics, Events and log line.
 
-use couchestor_common::migration::{MigrationPhase, VolumeMigration, VolumeMigrationStatus};
+use couchestor_common::migration::{
+    MigrationPhase, TIMEOUT_REASON, VolumeMigration, VolumeMigrationStatus,
+};
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -20,7 +22,7 @@ use crate::reconcile::{publish, pv_ref};
 /// engine chose (or was told) to stop, `failed` when the move could not be done.
 pub fn outcome_label(reason: &str) -> &'static str {
     match reason {
-        "Timeout" | "UnsupportedMayastorVersion" | "Cancelled" => "aborted",
+        TIMEOUT_REASON | "UnsupportedMayastorVersion" | "Cancelled" => "aborted",
         _ => "failed",
     }
 }

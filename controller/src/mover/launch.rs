@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
     CANCELLED_ANNOTATION, CANCELLED_TO_ANNOTATION, FINALIZER, MigrationPhase, POLICY_LABEL,
-    VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
+    TIMEOUT_REASON, VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
 };
 use couchestor_common::plan::Move;
 use couchestor_common::split::LastAbort;
@@ -90,6 +90,7 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
                 LastAbort {
                     at: t.0.as_second(),
                     to: Some(vm.spec.to),
+                    timed_out_after: timed_out_after(vm),
                 },
             );
         }
@@ -113,6 +114,7 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
                 LastAbort {
                     at: at.as_second(),
                     to,
+                    timed_out_after: None,
                 },
             );
         }
@@ -153,20 +155,38 @@ fn record(vm: &VolumeMigration) -> MigrationRecord {
     }
 }
 
+/// The timeout per replica copy of an aborted migration that ran out of time.
+fn timed_out_after(vm: &VolumeMigration) -> Option<u64> {
+    let reason = vm.status.as_ref()?.abort_reason.as_deref()?;
+    (reason == TIMEOUT_REASON).then_some(vm.spec.timeout_seconds)
+}
+
+/// Timeout per replica copy of a migration `policy` starts now, whole seconds: its
+/// `migrationTimeout`, capped by `--migration-timeout-minutes`.
+pub fn migration_timeout_secs(ctx: &Context, policy: &StoragePolicy) -> u64 {
+    let timeout: std::time::Duration = policy.spec.migration_timeout.into();
+    timeout_secs(timeout.min(ctx.settings.migration_timeout))
+}
+
+/// `timeout` in whole seconds, at least 60 (the CRD's minimum).
+pub fn timeout_secs(timeout: std::time::Duration) -> u64 {
+    timeout.as_secs().max(60)
+}
+
 /// The name of the migration of `m` started at `now` (Unix seconds).
 pub fn migration_name(m: &Move, now: i64) -> String {
     format!("{}-{now}", m.volume)
 }
 
 /// The spec of the migration carrying out `m`: Mayastor volume `volume_id`, the target tier's
-/// pools, and the timeout in whole seconds (at least 60, the CRD's minimum).
+/// pools, and the timeout per replica copy in seconds ([`timeout_secs`]).
 pub fn spec_for(
     m: &Move,
     policy: &str,
     volume_id: String,
     target_pools: Vec<String>,
     preservation_mode: bool,
-    timeout: std::time::Duration,
+    timeout_seconds: u64,
 ) -> VolumeMigrationSpec {
     VolumeMigrationSpec {
         volume: m.volume.clone(),
@@ -176,7 +196,7 @@ pub fn spec_for(
         to: m.to,
         target_pools,
         preservation_mode,
-        timeout_seconds: timeout.as_secs().max(60),
+        timeout_seconds,
         reason: m.reason.to_string(),
     }
 }
@@ -216,7 +236,6 @@ pub async fn launch(
         if target_pools.is_empty() {
             continue;
         }
-        let timeout: std::time::Duration = policy.spec.migration_timeout.into();
         let mut vm = VolumeMigration::new(
             &migration_name(m, now),
             spec_for(
@@ -225,7 +244,7 @@ pub async fn launch(
                 volume_id,
                 target_pools,
                 policy.spec.preservation_mode || ctx.settings.preservation_mode,
-                timeout.min(ctx.settings.migration_timeout),
+                migration_timeout_secs(ctx, policy),
             ),
         );
         let labels = vm.labels_mut();

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use couchestor_common::Tier;
 use couchestor_common::heat::Heat;
 use couchestor_common::layout::{TierLayout, common_tier};
-use couchestor_common::migration::{MigrationPhase, VolumeMigration};
+use couchestor_common::migration::{MigrationPhase, TIMEOUT_REASON, VolumeMigration};
 use couchestor_common::plan;
 use couchestor_common::split::LastAbort;
 use couchestor_mayastor_sim::{RunningSim, Shared, World};
@@ -300,6 +300,7 @@ impl Engine {
                     .abort_reason
                     .clone()
                     .unwrap_or_else(|| "Unknown".into());
+                let timed_out = reason == TIMEOUT_REASON;
                 *self.stats.abort_reasons.entry(reason.clone()).or_default() += 1;
                 self.stats
                     .abort_examples
@@ -308,6 +309,7 @@ impl Engine {
                 self.last_abort[m.volume] = Some(LastAbort {
                     at,
                     to: Some(m.vm.spec.to),
+                    timed_out_after: timed_out.then_some(m.vm.spec.timeout_seconds),
                 });
             }
         }
@@ -385,6 +387,7 @@ impl Engine {
                     migrating: migrating.contains(&i),
                     nodes: ms.map(replica_nodes).unwrap_or_default(),
                     split: None,
+                    timed_out_after: None,
                 };
                 // As `reconcile::decide`.
                 if let Some(abort) = self.last_abort[i] {
@@ -408,7 +411,7 @@ impl Engine {
                     volume_uuid(i),
                     target_pools,
                     false,
-                    self.timeout,
+                    launch::timeout_secs(self.timeout),
                 ),
             );
             self.active.push(Migration::new(vm, i, now as u64 * 1000));

@@ -39,6 +39,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::mover::launch;
 use engine::MayastorConfig;
 use policy::{PolicyConfig, WatermarkGauge};
 use report::Report;
@@ -231,6 +232,7 @@ impl SimulateArgs {
                     .round() as u64,
                 gauge: self.watermarks,
                 headroom_percent: self.headroom_percent,
+                migration_timeout_secs: launch::timeout_secs(mayastor.migration_timeout),
                 ..PolicyConfig::default()
             },
             seed: self.seed,

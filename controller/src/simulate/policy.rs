@@ -31,6 +31,9 @@ pub struct PolicyConfig {
     pub sustained_secs: u64,
     /// What CoucheStor's calibrated watermarks measure (the baseline always uses heat).
     pub gauge: WatermarkGauge,
+    /// Timeout per replica copy of a move, seconds: the Mayastor backend's migrationTimeout
+    /// (moves of the tier model never time out).
+    pub migration_timeout_secs: u64,
 }
 
 /// What the calibrated watermarks measure.
@@ -55,6 +58,7 @@ impl Default for PolicyConfig {
             headroom_percent: 10,
             sustained_secs: 86_400,
             gauge: WatermarkGauge::Density,
+            migration_timeout_secs: 1800,
         }
     }
 }
@@ -241,6 +245,7 @@ pub fn couchestor(
             migrating: v.in_flight.is_some(),
             nodes: Vec::new(),
             split: None,
+            timed_out_after: None,
         })
         .collect();
     let tiers: Vec<TierCapacity> = cluster
@@ -282,6 +287,7 @@ pub fn decide(
             max_concurrent: cfg.max_concurrent,
             active_migrations: active,
             headroom_percent: cfg.headroom_percent,
+            migration_timeout_secs: cfg.migration_timeout_secs,
             window_open: true,
         },
         now,

@@ -385,6 +385,38 @@ pub async fn create_policy(env: &Env, name: &str, extra: Value) {
         .unwrap();
 }
 
+/// What `couchestor-controller explain <pv>` prints against this world.
+pub fn explain(env: &Env, pv: &str, prometheus_url: &str) -> String {
+    explain_with(&env.kubeconfig, &env.sim.base_url(), pv, prometheus_url)
+}
+
+/// What `couchestor-controller explain <pv>` prints with this kubeconfig and Mayastor.
+pub fn explain_with(
+    kubeconfig: &std::path::Path,
+    mayastor_url: &str,
+    pv: &str,
+    prometheus_url: &str,
+) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_couchestor-controller"))
+        .args([
+            "explain",
+            pv,
+            "--prometheus-url",
+            prometheus_url,
+            "--mayastor-url",
+            mayastor_url,
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "explain {pv}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The policy's migrations.
 pub async fn migrations(env: &Env, policy: &str) -> Vec<VolumeMigration> {
     Api::<VolumeMigration>::all(env.client.clone())

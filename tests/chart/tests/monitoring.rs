@@ -227,6 +227,20 @@ fn alerts_fire_on_their_series() {
                 ]
             },
             {
+                "name": "volumes held after a timed-out move",
+                "interval": "1m",
+                "input_series": [
+                    s(format!("storage_operator_held_volumes{{{ctl},policy=\"big\",reason=\"timed_out\"}}"), "2x90"),
+                    s(format!("storage_operator_held_volumes{{{ctl},policy=\"small\",reason=\"timed_out\"}}"), "0x90"),
+                    s(format!("storage_operator_held_volumes{{{ctl},policy=\"small\",reason=\"cooldown\"}}"), "5x90")
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "30m", "alertname": "CoucheStorVolumesHeldAfterTimeout", "exp_alerts": []},
+                    {"eval_time": "80m", "alertname": "CoucheStorVolumesHeldAfterTimeout",
+                     "exp_alerts": [{"exp_labels": {"severity": "info", "policy": "big"}}]}
+                ]
+            },
+            {
                 "name": "migrations in flight, none finishing",
                 "interval": "1m",
                 "input_series": [
