@@ -29,6 +29,10 @@ pub const CANCELLED_TO_ANNOTATION: &str = "storage.billyronks.io/migration-cance
 /// replica copy).
 pub const TIMEOUT_REASON: &str = "Timeout";
 
+/// How the `status.message` of a [`TIMEOUT_REASON`] abort begins when the migration never got
+/// past Analyzing (nothing was copied: its copy time says nothing about the next attempt).
+pub const NOT_STARTED_PREFIX: &str = "not started within";
+
 /// Condition type on a VolumeMigration: whether this Mayastor's scale-down can be steered
 /// (reason `PoolCordon`, `NodeCordon` or `UnsupportedMayastorVersion`).
 pub const STEERABLE_CONDITION: &str = "Steerable";

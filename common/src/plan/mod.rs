@@ -373,8 +373,8 @@ fn cooldown_left(v: &Volume, input: &Input<'_>) -> Option<u64> {
 }
 
 /// Per tier, the residents that may be demoted to make room for a denser volume: not
-/// migrating, not pinned, out of cooldown, not held by a timed-out move, not above the promotion watermark into that tier.
-/// Least dense first; each is handed out at most once.
+/// migrating, not pinned, out of cooldown, not held by a timed-out move, not above the
+/// promotion watermark into that tier. Least dense first; each is handed out at most once.
 struct Residents<'v> {
     by_tier: HashMap<Tier, VecDeque<&'v Volume>>,
 }

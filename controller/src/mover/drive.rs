@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use couchestor_common::migration::{
-    MigrationPhase, TIMEOUT_REASON, VolumeMigration, VolumeMigrationStatus,
+    MigrationPhase, NOT_STARTED_PREFIX, TIMEOUT_REASON, VolumeMigration, VolumeMigrationStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -95,7 +95,7 @@ pub async fn step(
         (MigrationPhase::Analyzing, _) if timed_out => Ok(Step::Abort(
             TIMEOUT_REASON,
             format!(
-                "not started within {}s; nothing had been changed",
+                "{NOT_STARTED_PREFIX} {}s; nothing had been changed",
                 vm.spec.timeout_seconds
             ),
         )),
