@@ -110,6 +110,15 @@ impl VolumeMigrationSpec {
         self.timeout_seconds * u64::from(status.copies.unwrap_or(1).max(1))
     }
 
+    /// The timeout per replica copy (`timeoutSeconds`) of a migration aborted in `status` for
+    /// running out of time while copying; `None` for any other end, and for a timeout before
+    /// it started (nothing was copied: the next attempt may well start).
+    pub fn timed_out_after(&self, status: &VolumeMigrationStatus) -> Option<u64> {
+        let copying = !status.message.starts_with(NOT_STARTED_PREFIX);
+        (status.abort_reason.as_deref() == Some(TIMEOUT_REASON) && copying)
+            .then_some(self.timeout_seconds)
+    }
+
     /// How far a migration in `status` got within its deadline, and what that pace means for
     /// the timeout: the copies done (whole ones plus the current rebuild's percentage) and the
     /// `migrationTimeout` per copy, in whole minutes rounded up, that the pace extrapolates to.
@@ -252,6 +261,28 @@ mod tests {
             timeout_seconds,
             reason: String::new(),
         }
+    }
+
+    #[test]
+    fn only_a_timeout_while_copying_is_remembered_with_its_timeout() {
+        let spec = spec(600);
+        let aborted = |reason: &str, message: &str| VolumeMigrationStatus {
+            phase: Some(MigrationPhase::Aborted),
+            abort_reason: Some(reason.into()),
+            message: message.into(),
+            ..Default::default()
+        };
+        let copying = aborted(
+            TIMEOUT_REASON,
+            "not done within 600s: timed out in WaitingSync",
+        );
+        assert_eq!(spec.timed_out_after(&copying), Some(600));
+        let not_started = aborted(
+            TIMEOUT_REASON,
+            &format!("{NOT_STARTED_PREFIX} 600s; nothing had been changed"),
+        );
+        assert_eq!(spec.timed_out_after(&not_started), None);
+        assert_eq!(spec.timed_out_after(&aborted("RebuildFailed", "x")), None);
     }
 
     #[test]

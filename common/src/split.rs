@@ -8,6 +8,7 @@
 //! that are not there yet. A volume on several tiers for any other reason (a placement
 //! CoucheStor did not make) is not described by a [`Split`] and is left alone.
 
+use crate::migration::{VolumeMigrationSpec, VolumeMigrationStatus};
 use crate::tier::Tier;
 
 /// Where the replicas of an interrupted move's volume are.
@@ -34,6 +35,16 @@ pub struct LastAbort {
 }
 
 impl LastAbort {
+    /// The record of the migration of `spec` that ended aborted at `at` (Unix seconds) in
+    /// `status`.
+    pub fn aborted(at: i64, spec: &VolumeMigrationSpec, status: &VolumeMigrationStatus) -> Self {
+        Self {
+            at,
+            to: Some(spec.to),
+            timed_out_after: spec.timed_out_after(status),
+        }
+    }
+
     /// The newer of two records; on a tie, `other` (the one seen later).
     pub fn newest(self, other: Self) -> Self {
         if other.at >= self.at { other } else { self }

@@ -324,12 +324,7 @@ fn record_metrics(ctx: &Context, policy: &str, d: &Decision) {
     }
     let mut held = [0i64; HoldReason::LABELS.len()];
     for h in &d.plan.holds {
-        if let Some(i) = HoldReason::LABELS
-            .iter()
-            .position(|&l| l == h.reason.label())
-        {
-            held[i] += 1;
-        }
+        held[h.reason.label_index()] += 1;
     }
     for (reason, n) in HoldReason::LABELS.iter().zip(held) {
         m.held_volumes.with_label_values(&[policy, reason]).set(n);

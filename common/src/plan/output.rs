@@ -193,7 +193,8 @@ impl fmt::Display for MoveReason {
 }
 
 impl HoldReason {
-    /// Every value of [`HoldReason::label`], in declaration order.
+    /// Every value of [`HoldReason::label`], in declaration order (indexed by
+    /// [`HoldReason::label_index`]).
     pub const LABELS: [&'static str; 12] = [
         "disabled",
         "migrating",
@@ -211,7 +212,12 @@ impl HoldReason {
 
     /// The reason's `reason` label on `storage_operator_held_volumes`.
     pub fn label(&self) -> &'static str {
-        let i = match self {
+        Self::LABELS[self.label_index()]
+    }
+
+    /// Where [`HoldReason::label`] is in [`HoldReason::LABELS`].
+    pub fn label_index(&self) -> usize {
+        match self {
             HoldReason::PolicyDisabled => 0,
             HoldReason::Migrating => 1,
             HoldReason::UnknownTier => 2,
@@ -224,8 +230,7 @@ impl HoldReason {
             HoldReason::NoPoolRoom { .. } => 9,
             HoldReason::ConcurrencyLimit { .. } => 10,
             HoldReason::WindowClosed { .. } => 11,
-        };
-        Self::LABELS[i]
+        }
     }
 }
 

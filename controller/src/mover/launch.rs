@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{
-    CANCELLED_ANNOTATION, CANCELLED_TO_ANNOTATION, FINALIZER, MigrationPhase, NOT_STARTED_PREFIX,
-    POLICY_LABEL, TIMEOUT_REASON, VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
+    CANCELLED_ANNOTATION, CANCELLED_TO_ANNOTATION, FINALIZER, MigrationPhase, POLICY_LABEL,
+    VOLUME_LABEL, VolumeMigration, VolumeMigrationSpec,
 };
 use couchestor_common::plan::Move;
 use couchestor_common::split::LastAbort;
@@ -83,15 +83,12 @@ pub async fn summary(ctx: &Context) -> Result<Summary, Error> {
             }
         }
         if phase == Some(MigrationPhase::Aborted)
-            && let Some(t) = vm.status.as_ref().and_then(|st| st.finished_at.as_ref())
+            && let Some(st) = vm.status.as_ref()
+            && let Some(t) = st.finished_at.as_ref()
         {
             s.record_abort(
                 &vm.spec.volume,
-                LastAbort {
-                    at: t.0.as_second(),
-                    to: Some(vm.spec.to),
-                    timed_out_after: timed_out_after(vm),
-                },
+                LastAbort::aborted(t.0.as_second(), &vm.spec, st),
             );
         }
         if phase.is_some_and(MigrationPhase::is_terminal) {
@@ -153,15 +150,6 @@ fn record(vm: &VolumeMigration) -> MigrationRecord {
         },
         message: st.message,
     }
-}
-
-/// The timeout per replica copy of an aborted migration that ran out of time while copying
-/// (one that timed out before it started copied nothing: the next attempt may well start).
-fn timed_out_after(vm: &VolumeMigration) -> Option<u64> {
-    let st = vm.status.as_ref()?;
-    let copying = !st.message.starts_with(NOT_STARTED_PREFIX);
-    (st.abort_reason.as_deref() == Some(TIMEOUT_REASON) && copying)
-        .then_some(vm.spec.timeout_seconds)
 }
 
 /// Timeout per replica copy of a migration `policy` starts now, whole seconds: its
@@ -272,48 +260,4 @@ pub async fn launch(
         }
     }
     Ok(started)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use couchestor_common::Tier;
-    use couchestor_common::migration::VolumeMigrationStatus;
-
-    fn aborted(reason: &str, message: &str) -> VolumeMigration {
-        let spec = VolumeMigrationSpec {
-            volume: "pvc-1".into(),
-            volume_id: "1".into(),
-            policy: "p".into(),
-            from: Tier::Hot,
-            to: Tier::Cold,
-            target_pools: vec!["sata-0".into()],
-            preservation_mode: false,
-            timeout_seconds: 600,
-            reason: "demote".into(),
-        };
-        let mut vm = VolumeMigration::new("pvc-1-1", spec);
-        vm.status = Some(VolumeMigrationStatus {
-            phase: Some(MigrationPhase::Aborted),
-            abort_reason: Some(reason.into()),
-            message: message.into(),
-            ..Default::default()
-        });
-        vm
-    }
-
-    #[test]
-    fn only_a_timeout_while_copying_is_remembered_with_its_timeout() {
-        let copying = aborted(
-            TIMEOUT_REASON,
-            "not done within 600s: timed out in WaitingSync",
-        );
-        assert_eq!(timed_out_after(&copying), Some(600));
-        let not_started = aborted(
-            TIMEOUT_REASON,
-            &format!("{NOT_STARTED_PREFIX} 600s; nothing had been changed"),
-        );
-        assert_eq!(timed_out_after(&not_started), None);
-        assert_eq!(timed_out_after(&aborted("RebuildFailed", "x")), None);
-    }
 }

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use couchestor_common::Tier;
 use couchestor_common::heat::Heat;
 use couchestor_common::layout::{TierLayout, common_tier};
-use couchestor_common::migration::{MigrationPhase, TIMEOUT_REASON, VolumeMigration};
+use couchestor_common::migration::{MigrationPhase, VolumeMigration};
 use couchestor_common::plan;
 use couchestor_common::split::LastAbort;
 use couchestor_mayastor_sim::{RunningSim, Shared, World};
@@ -120,7 +120,6 @@ pub struct Engine {
     client: MayastorClient,
     cordon_lock: tokio::sync::Mutex<()>,
     layout: TierLayout,
-    timeout: Duration,
     active: Vec<Migration>,
     /// Each volume's newest aborted migration.
     last_abort: Vec<Option<LastAbort>>,
@@ -183,7 +182,6 @@ impl Engine {
             client,
             cordon_lock: tokio::sync::Mutex::new(()),
             layout: layout()?,
-            timeout: ms.migration_timeout,
             active: Vec::new(),
             last_abort: vec![None; n],
             start_replicas: cluster.volumes.iter().map(|v| v.replicas).collect(),
@@ -300,17 +298,12 @@ impl Engine {
                     .abort_reason
                     .clone()
                     .unwrap_or_else(|| "Unknown".into());
-                let timed_out = reason == TIMEOUT_REASON;
                 *self.stats.abort_reasons.entry(reason.clone()).or_default() += 1;
                 self.stats
                     .abort_examples
                     .entry(reason)
                     .or_insert_with(|| format!("{}: {}", m.vm.spec.volume, m.saved.message));
-                self.last_abort[m.volume] = Some(LastAbort {
-                    at,
-                    to: Some(m.vm.spec.to),
-                    timed_out_after: timed_out.then_some(m.vm.spec.timeout_seconds),
-                });
+                self.last_abort[m.volume] = Some(LastAbort::aborted(at, &m.vm.spec, &m.saved));
             }
         }
         Ok(())
@@ -411,7 +404,7 @@ impl Engine {
                     volume_uuid(i),
                     target_pools,
                     false,
-                    launch::timeout_secs(self.timeout),
+                    cfg.migration_timeout_secs,
                 ),
             );
             self.active.push(Migration::new(vm, i, now as u64 * 1000));
