@@ -414,6 +414,12 @@ mod tests {
 
     /// A server on loopback that answers every request with `answer` (raw HTTP) and closes.
     async fn answering(answer: String) -> String {
+        serving(answer, false).await
+    }
+
+    /// A server on loopback that answers every request with `answer` (raw HTTP), then closes
+    /// the connection, or with `stall`, keeps it open without sending more.
+    async fn serving(answer: String, stall: bool) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -429,9 +435,41 @@ mod tests {
                     head.extend_from_slice(&buf[..n]);
                 }
                 conn.write_all(answer.as_bytes()).await.unwrap();
+                if stall {
+                    tokio::spawn(async move {
+                        let _open = conn;
+                        std::future::pending::<()>().await
+                    });
+                }
             }
         });
         url
+    }
+
+    /// The answer is parsed as it arrives, not once the whole body is in: a bad value at its
+    /// start is refused, named, while the rest of a 1 GB body has not been sent (the server
+    /// stalls). Holding the body whole first would wait for it until the 30 s timeout and
+    /// fail as a timeout. (serde_json looks at the byte after a bad value before it returns
+    /// the error, hence the next point.)
+    #[tokio::test]
+    async fn an_answer_is_parsed_as_it_arrives() {
+        let start = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"pv_name":"pv-a"},"values":[[1,"five"],[2,"6"]"#;
+        let url = serving(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{start}",
+                1u64 << 30
+            ),
+            true,
+        )
+        .await;
+        let err = eyes(&url)
+            .series(Duration::from_secs(1800), now())
+            .await
+            .unwrap_err();
+        let EyesError::Answer(AnswerError::Malformed(m)) = &err else {
+            panic!("want the bad value refused as it arrived, got {err:?}");
+        };
+        assert!(m.contains("five"), "{err}");
     }
 
     /// PROMETHEUS_URL pointing at something else (here a proxy that answers every request
