@@ -424,6 +424,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
+            // Stalled connections stay open as long as this task runs (the test's runtime).
+            let mut stalled = Vec::new();
             while let Ok((mut conn, _)) = listener.accept().await {
                 // Read the request's head (a GET has no body), then answer.
                 let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
@@ -436,10 +438,7 @@ mod tests {
                 }
                 conn.write_all(answer.as_bytes()).await.unwrap();
                 if stall {
-                    tokio::spawn(async move {
-                        let _open = conn;
-                        std::future::pending::<()>().await
-                    });
+                    stalled.push(conn);
                 }
             }
         });
