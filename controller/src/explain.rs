@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::observe::Observation;
 use crate::observe::heat_window;
 use crate::reconcile::decide;
-use crate::run::{SourceArgs, sources};
+use crate::run::{DecisionArgs, SourceArgs, sources};
 
 /// Options of `explain`.
 #[derive(Args, Debug)]
@@ -29,6 +29,8 @@ pub struct ExplainArgs {
     pv: String,
     #[command(flatten)]
     sources: SourceArgs,
+    #[command(flatten)]
+    decisions: DecisionArgs,
 }
 
 /// Prints, for every policy that covers the PV, each check and the resulting decision.
@@ -36,7 +38,7 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
-    let text = explain_text(client, &args.pv, &args.sources).await?;
+    let text = explain_text(client, &args.pv, &args.sources, &args.decisions).await?;
     print!("{text}");
     Ok(())
 }
@@ -46,6 +48,7 @@ pub async fn explain_text(
     client: Client,
     pv_name: &str,
     src: &SourceArgs,
+    decisions: &DecisionArgs,
 ) -> anyhow::Result<String> {
     let pv = Api::<PersistentVolume>::all(client.clone())
         .get_opt(pv_name)
@@ -56,20 +59,40 @@ pub async fn explain_text(
         .as_ref()
         .and_then(|s| s.storage_class_name.clone())
         .unwrap_or_default();
+    let selector = &decisions.policy_selector;
     let policies = Api::<StoragePolicy>::all(client.clone())
-        .list(&ListParams::default())
-        .await?;
+        .list(&ListParams::default().labels(selector))
+        .await
+        .with_context(|| format!("listing StoragePolicies (--policy-selector {selector:?})"))?;
     let mut out = format!("PersistentVolume {pv_name} (StorageClass {sc:?})\n");
+    out.push_str(&format!(
+        "  deciding as a controller with --max-concurrent-migrations {} --migration-timeout-minutes {} --dry-run {}{}\n",
+        decisions.max_concurrent_migrations,
+        decisions.migration_timeout_minutes,
+        decisions.dry_run,
+        if selector.is_empty() {
+            String::new()
+        } else {
+            format!(" --policy-selector {selector:?}")
+        }
+    ));
     let covering: Vec<_> = policies
         .items
         .into_iter()
         .filter(|p| p.spec.storage_class_name == sc)
         .collect();
     if covering.is_empty() {
-        out.push_str("  not migrating: no StoragePolicy manages this StorageClass\n");
+        let scope = if selector.is_empty() {
+            String::new()
+        } else {
+            format!(" matching --policy-selector {selector:?}")
+        };
+        out.push_str(&format!(
+            "  not migrating: no StoragePolicy{scope} manages this StorageClass\n"
+        ));
         return Ok(out);
     }
-    let ctx = one_shot_context(client.clone(), &pv, src).await?;
+    let ctx = one_shot_context(client.clone(), src, decisions).await?;
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     for policy in covering {
         out.push_str(&format!("\npolicy {}\n", policy.name_any()));
@@ -228,20 +251,40 @@ fn media_lines(ctx: &Context, obs: &Observation, pools: &[String], now: i64) -> 
     out
 }
 
+/// Every object `api` lists, read 500 at a time.
+async fn list_all<K>(api: Api<K>) -> anyhow::Result<Vec<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut items = Vec::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .with_context(|| format!("listing {}", K::plural(&())))?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(items),
+        }
+    }
+}
+
 async fn one_shot_context(
     client: Client,
-    pv: &PersistentVolume,
     src: &SourceArgs,
+    decisions: &DecisionArgs,
 ) -> anyhow::Result<Context> {
+    // Every PV and claim, as in the controller's caches: the plan ranks a policy's volumes
+    // against each other for room and migration slots, so one volume alone would be
+    // planned as if nothing competed with it.
     let (pvs, mut pv_w) = reflector::store::<PersistentVolume>();
     let (pvcs, mut pvc_w) = reflector::store::<PersistentVolumeClaim>();
-    pv_w.apply_watcher_event(&watcher::Event::Apply(pv.clone()));
-    if let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref())
-        && let (Some(ns), Some(name)) = (&r.namespace, &r.name)
-        && let Some(pvc) = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
-            .get_opt(name)
-            .await?
-    {
+    for pv in list_all(Api::<PersistentVolume>::all(client.clone())).await? {
+        pv_w.apply_watcher_event(&watcher::Event::Apply(pv));
+    }
+    for pvc in list_all(Api::<PersistentVolumeClaim>::all(client.clone())).await? {
         pvc_w.apply_watcher_event(&watcher::Event::Apply(pvc));
     }
     let (eyes, mayastor) = sources(src)?;
@@ -269,14 +312,16 @@ async fn one_shot_context(
         pvcs,
         // explain never drives a migration, so nothing asks whether an owner exists.
         policies: reflector::store::<StoragePolicy>().0,
+        // What the plan depends on is the controller's (`decisions`); the rest does not
+        // reach the plan.
         settings: Settings {
-            dry_run: true,
+            dry_run: decisions.dry_run,
             preservation_mode: false,
-            max_concurrent_migrations: 100,
-            migration_timeout: Duration::from_secs(1800),
+            max_concurrent_migrations: decisions.max_concurrent_migrations,
+            migration_timeout: decisions.migration_timeout(),
             reconcile_interval: Duration::from_secs(60),
             mayastor_version: None,
-            policy_selector: String::new(),
+            policy_selector: decisions.policy_selector.clone(),
         },
         cordon_lock: tokio::sync::Mutex::new(()),
         launch_lock: tokio::sync::Mutex::new(()),

@@ -55,27 +55,43 @@ pub struct SourceArgs {
     pub agents: AgentArgs,
 }
 
+/// Controller-wide settings that change what is decided, shared by `run` and `explain`:
+/// `explain` decides as a controller with these values would, so it must be given the
+/// controller's (in the controller pod they come from the same environment variables).
+#[derive(Args, Debug, Clone)]
+pub struct DecisionArgs {
+    /// Cap on concurrent migrations across all policies.
+    #[arg(long, env = "MAX_CONCURRENT_MIGRATIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_concurrent_migrations: u32,
+    /// Cap on every policy's migrationTimeout, minutes.
+    #[arg(long, env = "MIGRATION_TIMEOUT_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=2880))]
+    pub migration_timeout_minutes: u64,
+    /// Plan and report only; never move data, whatever the policies say.
+    #[arg(long, env = "DRY_RUN")]
+    pub dry_run: bool,
+    /// Manage only StoragePolicies matching this label selector (and the VolumeMigrations they
+    /// start, which inherit the policy's labels). Empty: all. Useful for canaries and tests.
+    #[arg(long, env = "POLICY_SELECTOR", default_value = "")]
+    pub policy_selector: String,
+}
+
+impl DecisionArgs {
+    /// The cap on every policy's migrationTimeout.
+    pub fn migration_timeout(&self) -> Duration {
+        Duration::from_secs(self.migration_timeout_minutes * 60)
+    }
+}
+
 /// Options of `run`. Every flag can also be set through the named environment variable.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     sources: SourceArgs,
-    /// Cap on concurrent migrations across all policies.
-    #[arg(long, env = "MAX_CONCURRENT_MIGRATIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
-    max_concurrent_migrations: u32,
-    /// Default migration timeout, minutes.
-    #[arg(long, env = "MIGRATION_TIMEOUT_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=2880))]
-    migration_timeout_minutes: u64,
-    /// Plan and report only; never move data, whatever the policies say.
-    #[arg(long, env = "DRY_RUN")]
-    dry_run: bool,
+    #[command(flatten)]
+    decisions: DecisionArgs,
     /// Keep the old replica after every move.
     #[arg(long, env = "PRESERVATION_MODE")]
     preservation_mode: bool,
-    /// Manage only StoragePolicies matching this label selector (and the VolumeMigrations they
-    /// start, which inherit the policy's labels). Empty: all. Useful for canaries and tests.
-    #[arg(long, env = "POLICY_SELECTOR", default_value = "")]
-    policy_selector: String,
     /// Mayastor release, e.g. 2.9.0. Unset: the lowest version the io-engine nodes report. Without
     /// pool cordons (< 2.10), 2.9 or later is steered with node cordons; older releases are
     /// refused. A value that disagrees with the nodes is used, and reported.
@@ -221,10 +237,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let scoped = || {
         let c = watcher::Config::default();
-        if args.policy_selector.is_empty() {
+        if args.decisions.policy_selector.is_empty() {
             c
         } else {
-            c.labels(&args.policy_selector)
+            c.labels(&args.decisions.policy_selector)
         }
     };
     let policy_controller =
@@ -246,13 +262,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         pvcs,
         policies: policy_controller.store(),
         settings: Settings {
-            dry_run: args.dry_run,
+            dry_run: args.decisions.dry_run,
             preservation_mode: args.preservation_mode,
-            max_concurrent_migrations: args.max_concurrent_migrations,
-            migration_timeout: Duration::from_secs(args.migration_timeout_minutes * 60),
+            max_concurrent_migrations: args.decisions.max_concurrent_migrations,
+            migration_timeout: args.decisions.migration_timeout(),
             reconcile_interval: Duration::from_secs(args.reconcile_interval_seconds),
             mayastor_version: args.mayastor_version.clone(),
-            policy_selector: args.policy_selector.clone(),
+            policy_selector: args.decisions.policy_selector.clone(),
         },
         cordon_lock: tokio::sync::Mutex::new(()),
         launch_lock: tokio::sync::Mutex::new(()),

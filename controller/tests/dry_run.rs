@@ -392,9 +392,16 @@ async fn dry_run_reports_the_right_moves_and_prometheus_loss_demotes_nothing() {
     );
 
     // `explain` answers "why is / isn't this volume moving" for a user at a terminal.
-    let explain = |pv: String| explain_with(&kubeconfig, &sim.base_url(), &pv, prom.url());
+    let explain_as = |pv: String, flags: &[&str]| {
+        explain_with(&kubeconfig, &sim.base_url(), &pv, prom.url(), flags)
+    };
+    let explain = |pv: String| explain_as(pv, &[]);
     let hot = explain(vols[0].pv());
     assert!(hot.contains(&format!("policy {name}")), "{hot}");
+    assert!(
+        hot.contains("deciding as a controller with --max-concurrent-migrations 2 --migration-timeout-minutes 30 --dry-run false\n"),
+        "{hot}"
+    );
     assert!(hot.contains("current tier: cold (pools: sata-a)"), "{hot}");
     // The sustained figure comes from the Prometheus history loaded for the sustained window.
     assert!(
@@ -403,6 +410,28 @@ async fn dry_run_reports_the_right_moves_and_prometheus_loss_demotes_nothing() {
         "{hot}"
     );
     assert!(hot.contains("decision: WOULD MOVE (dry-run) cold -> hot: heat above the promotion watermark 1000 IOPS"), "{hot}");
+    // It decides as the controller it is told about: given one migration slot for the whole
+    // controller (the chart's MAX_CONCURRENT_MIGRATIONS in the controller pod), one of the two
+    // planned moves waits for it, as the controller's plan would.
+    let one_slot = ["--max-concurrent-migrations", "1"];
+    let answers = [vols[0].pv(), vols[1].pv()].map(|pv| explain_as(pv, &one_slot));
+    assert!(
+        answers[0].contains("deciding as a controller with --max-concurrent-migrations 1 "),
+        "{}",
+        answers[0]
+    );
+    let waiting = answers
+        .iter()
+        .filter(|t| {
+            t.contains("decision: WAITING: would move to ")
+                && t.contains("all migration slots are busy")
+        })
+        .count();
+    let moving = answers
+        .iter()
+        .filter(|t| t.contains("decision: WOULD MOVE (dry-run) "))
+        .count();
+    assert_eq!((waiting, moving), (1, 1), "{}\n{}", answers[0], answers[1]);
     let band = explain(vols[2].pv());
     assert!(
         band.contains("decision: STAYS: heat") && band.contains("within the watermarks"),

@@ -3,11 +3,12 @@
 //! comes from the TokenRequest API, and the controller binary runs with only that token against
 //! the Mayastor simulator. It must take the Lease, watch PVs and claims, move a volume through a
 //! VolumeMigration (create, status writes, PV annotation), write the policy's status, record
-//! Events on the migration, the PV and the claim — and never be told `forbidden`.
+//! Events on the migration, the PV and the claim — and never be told `forbidden`. `explain`
+//! then runs with the same token.
 
 mod common;
 
-use common::{Env, GIB, create_policy, eventually, migrations, now, phase, series};
+use common::{Env, GIB, create_policy, eventually, explain, migrations, now, phase, series};
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::MigrationPhase;
 use couchestor_mayastor_sim::Profile;
@@ -182,4 +183,11 @@ async fn the_controller_runs_on_the_charts_rbac_alone() {
         "the controller was refused something:\n{log}"
     );
     assert!(log.contains("acquired the leader Lease"), "{log}");
+    // `explain`, as run in the controller pod: the same token reads all it needs.
+    let text = explain(&env, &pv, prom.url());
+    assert!(text.contains("current tier: hot (pools: nvme-0)"), "{text}");
+    assert!(
+        text.contains("decision: STAYS: heat") && text.contains("within the watermarks"),
+        "{text}"
+    );
 }

@@ -387,15 +387,23 @@ pub async fn create_policy(env: &Env, name: &str, extra: Value) {
 
 /// What `couchestor-controller explain <pv>` prints against this world.
 pub fn explain(env: &Env, pv: &str, prometheus_url: &str) -> String {
-    explain_with(&env.kubeconfig, &env.sim.base_url(), pv, prometheus_url)
+    explain_with(
+        &env.kubeconfig,
+        &env.sim.base_url(),
+        pv,
+        prometheus_url,
+        &[],
+    )
 }
 
-/// What `couchestor-controller explain <pv>` prints with this kubeconfig and Mayastor.
+/// What `couchestor-controller explain <pv> [extra...]` prints with this kubeconfig and
+/// Mayastor.
 pub fn explain_with(
     kubeconfig: &std::path::Path,
     mayastor_url: &str,
     pv: &str,
     prometheus_url: &str,
+    extra: &[&str],
 ) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_couchestor-controller"))
         .args([
@@ -406,6 +414,7 @@ pub fn explain_with(
             "--mayastor-url",
             mayastor_url,
         ])
+        .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .output()
         .unwrap();

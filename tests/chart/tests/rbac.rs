@@ -118,7 +118,6 @@ const ALLOWED: &[Attr] = &[
     ("list", "", "persistentvolumes", "", None, ""),
     ("watch", "", "persistentvolumes", "", None, ""),
     ("patch", "", "persistentvolumes", "", None, "pv"),
-    ("get", "", "persistentvolumeclaims", "", Some("apps"), "c"),
     ("list", "", "persistentvolumeclaims", "", None, ""),
     ("watch", "", "persistentvolumeclaims", "", None, ""),
     ("create", "events.k8s.io", "events", "", Some("default"), ""),
