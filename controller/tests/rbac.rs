@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{Env, GIB, create_policy, eventually, explain, migrations, now, phase, series};
+use common::{
+    Env, GIB, create_policy, eventually, explain, explain_with, migrations, now, phase, series,
+};
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::MigrationPhase;
 use couchestor_mayastor_sim::Profile;
@@ -79,9 +81,25 @@ async fn the_controller_runs_on_the_charts_rbac_alone() {
         "--agent-namespace",
         &env.ns,
     ];
-    let ctl = env.controller("controller", prom.url(), &agent_flags);
     let policy = "rbac-move";
     create_policy(&env, policy, json!({})).await;
+    // Before the controller runs, `explain` (with the same token) shows the move it will make,
+    // and what a dry-run controller would do instead.
+    let text = explain(&env, &pv, prom.url());
+    assert!(text.contains("decision: MOVE cold -> hot: "), "{text}");
+    let text = explain_with(
+        &env.kubeconfig,
+        &env.sim.base_url(),
+        &pv,
+        prom.url(),
+        &["--dry-run"],
+    );
+    assert!(
+        text.contains("--dry-run true\n")
+            && text.contains("decision: WOULD MOVE (dry-run) cold -> hot: "),
+        "{text}"
+    );
+    let ctl = env.controller("controller", prom.url(), &agent_flags);
 
     let done = eventually(
         "the migration finishes",
