@@ -7,7 +7,8 @@
 //! series (90,000 of them for volumes the cluster does not have; the heat query still returns
 //! them all). For each: time until the policy status first counts every volume, then over
 //! 65 s the reconciles, the Prometheus requests, the mean query time (request to parsed
-//! answer), the series per answer, and the controller's RSS (current and peak).
+//! answer), the series per answer, and the controller's RSS (current and peak); then the wall
+//! time of `explain` for one PV.
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 100-volume smoke run.
 //! `COUCHESTOR_SCALE_SERIES=10000` (a comma-separated list) picks the series counts.
@@ -143,6 +144,16 @@ async fn run(full: bool) {
             status.vmrss.unwrap_or(0) as f64 / 1024.0,
             status.vmhwm.unwrap_or(0) as f64 / 1024.0,
         );
+        // `explain` of one PV, as an operator runs it: it reads what the controller's caches
+        // hold (every PV and claim, paged) and asks Prometheus and Mayastor once.
+        let t = Instant::now();
+        let text = tokio::task::block_in_place(|| common::explain(&env, &pvs[0], prom.url()));
+        println!(
+            "explain of one PV among {volumes} with {n} series: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert!(text.contains(&format!("policy {policy}")), "{text}");
+        assert!(text.contains("decision: "), "{text}");
         assert!(
             requests <= reconciles,
             "more than one Prometheus request per reconcile"
