@@ -432,6 +432,15 @@ async fn dry_run_reports_the_right_moves_and_prometheus_loss_demotes_nothing() {
         .filter(|t| t.contains("decision: WOULD MOVE (dry-run) "))
         .count();
     assert_eq!((waiting, moving), (1, 1), "{}\n{}", answers[0], answers[1]);
+    // A controller scoped by --policy-selector does not manage this policy: nor does explain.
+    let scoped = explain_as(vols[0].pv(), &["--policy-selector", "team=elsewhere"]);
+    assert!(
+        scoped.contains(
+            "not migrating: no StoragePolicy matching --policy-selector \"team=elsewhere\" \
+             manages this StorageClass"
+        ),
+        "{scoped}"
+    );
     let band = explain(vols[2].pv());
     assert!(
         band.contains("decision: STAYS: heat") && band.contains("within the watermarks"),
