@@ -145,7 +145,8 @@ async fn run(full: bool) {
             status.vmhwm.unwrap_or(0) as f64 / 1024.0,
         );
         // `explain` of one PV, as an operator runs it: it reads what the controller's caches
-        // hold (every PV and claim, paged) and asks Prometheus and Mayastor once.
+        // hold (every PV and claim, paged), asks Prometheus for the heat and the
+        // sustained-window history, and Mayastor for the volumes and pools.
         let t = Instant::now();
         let text = tokio::task::block_in_place(|| common::explain(&env, &pvs[0], prom.url()));
         println!(

@@ -15,7 +15,7 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::agents::Fleet;
 use crate::agents::classify::Source;
-use crate::context::{Context, Settings};
+use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::observe::Observation;
 use crate::observe::heat_window;
@@ -64,17 +64,17 @@ pub async fn explain_text(
         .list(&ListParams::default().labels(selector))
         .await
         .with_context(|| format!("listing StoragePolicies (--policy-selector {selector:?})"))?;
+    let selector_flag = if selector.is_empty() {
+        String::new()
+    } else {
+        format!(" --policy-selector {selector:?}")
+    };
     let mut out = format!("PersistentVolume {pv_name} (StorageClass {sc:?})\n");
     out.push_str(&format!(
-        "  deciding as a controller with --max-concurrent-migrations {} --migration-timeout-minutes {} --dry-run {}{}\n",
+        "  deciding as a controller with --max-concurrent-migrations {} --migration-timeout-minutes {} --dry-run {}{selector_flag}\n",
         decisions.max_concurrent_migrations,
         decisions.migration_timeout_minutes,
         decisions.dry_run,
-        if selector.is_empty() {
-            String::new()
-        } else {
-            format!(" --policy-selector {selector:?}")
-        }
     ));
     let covering: Vec<_> = policies
         .items
@@ -82,13 +82,9 @@ pub async fn explain_text(
         .filter(|p| p.spec.storage_class_name == sc)
         .collect();
     if covering.is_empty() {
-        let scope = if selector.is_empty() {
-            String::new()
-        } else {
-            format!(" matching --policy-selector {selector:?}")
-        };
+        let scope = if selector.is_empty() { "" } else { " matching" };
         out.push_str(&format!(
-            "  not migrating: no StoragePolicy{scope} manages this StorageClass\n"
+            "  not migrating: no StoragePolicy{scope}{selector_flag} manages this StorageClass\n"
         ));
         return Ok(out);
     }
@@ -314,15 +310,7 @@ async fn one_shot_context(
         policies: reflector::store::<StoragePolicy>().0,
         // What the plan depends on is the controller's (`decisions`); the rest does not
         // reach the plan.
-        settings: Settings {
-            dry_run: decisions.dry_run,
-            preservation_mode: false,
-            max_concurrent_migrations: decisions.max_concurrent_migrations,
-            migration_timeout: decisions.migration_timeout(),
-            reconcile_interval: Duration::from_secs(60),
-            mayastor_version: None,
-            policy_selector: decisions.policy_selector.clone(),
-        },
+        settings: decisions.settings(false, Duration::from_secs(60), None),
         cordon_lock: tokio::sync::Mutex::new(()),
         launch_lock: tokio::sync::Mutex::new(()),
     })

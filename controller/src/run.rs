@@ -76,9 +76,22 @@ pub struct DecisionArgs {
 }
 
 impl DecisionArgs {
-    /// The cap on every policy's migrationTimeout.
-    pub fn migration_timeout(&self) -> Duration {
-        Duration::from_secs(self.migration_timeout_minutes * 60)
+    /// The controller's settings: these, plus what only `run` sets.
+    pub fn settings(
+        &self,
+        preservation_mode: bool,
+        reconcile_interval: Duration,
+        mayastor_version: Option<String>,
+    ) -> Settings {
+        Settings {
+            dry_run: self.dry_run,
+            preservation_mode,
+            max_concurrent_migrations: self.max_concurrent_migrations,
+            migration_timeout: Duration::from_secs(self.migration_timeout_minutes * 60),
+            reconcile_interval,
+            mayastor_version,
+            policy_selector: self.policy_selector.clone(),
+        }
     }
 }
 
@@ -261,15 +274,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         pvs,
         pvcs,
         policies: policy_controller.store(),
-        settings: Settings {
-            dry_run: args.decisions.dry_run,
-            preservation_mode: args.preservation_mode,
-            max_concurrent_migrations: args.decisions.max_concurrent_migrations,
-            migration_timeout: args.decisions.migration_timeout(),
-            reconcile_interval: Duration::from_secs(args.reconcile_interval_seconds),
-            mayastor_version: args.mayastor_version.clone(),
-            policy_selector: args.decisions.policy_selector.clone(),
-        },
+        settings: args.decisions.settings(
+            args.preservation_mode,
+            Duration::from_secs(args.reconcile_interval_seconds),
+            args.mayastor_version.clone(),
+        ),
         cordon_lock: tokio::sync::Mutex::new(()),
         launch_lock: tokio::sync::Mutex::new(()),
     });
