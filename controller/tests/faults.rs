@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use common::{
     Env, GIB, assert_completed, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
-    assert_removals_safe, cold_two_replica_volume, create_policy, eventually, explain, metrics,
-    migrations, now, one_cold_volume, only_unsynced_removed, phase, printed_row, sample,
-    second_replica_rebuilding, series,
+    assert_removals_safe, cold_two_replica_volume, create_policy, eventually, explain,
+    explain_with, metrics, migrations, now, one_cold_volume, only_unsynced_removed, phase,
+    printed_row, sample, second_replica_rebuilding, series,
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
@@ -186,8 +186,43 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
     let held = "storage_operator_held_volumes{policy=\"fault-timeout\",reason=\"timed_out\"}";
     let m = metrics(&env, &c).await;
     assert_eq!(sample(&m, held), Some(1.0), "{m}");
-    // More time per copy: the move is tried again, with it.
-    set_migration_timeout(&env, "fault-timeout", "10m").await;
+    // With the policy out of the controller's selection for a moment (its label no longer
+    // matches --policy-selector) and raised to 10 min, `explain` decides as the controller it
+    // is told about: one with the default 30 min cap retries the move, one capped at 1 min
+    // does not.
+    patch_policy(
+        &env,
+        "fault-timeout",
+        json!({"metadata": {"labels": {"couchestor.io/test": "paused"}},
+               "spec": {"migrationTimeout": "10m"}}),
+    )
+    .await;
+    let text = explain(&env, &pv, prom.url());
+    assert!(text.contains("decision: MOVE "), "{text}");
+    let capped = ["--migration-timeout-minutes", "1"];
+    let text = explain_with(
+        &env.kubeconfig,
+        &env.sim.base_url(),
+        &pv,
+        prom.url(),
+        &capped,
+    );
+    assert!(
+        text.contains(
+            "decision: STAYS: its last move timed out after 60s per replica copy and a move \
+             now would get 60s"
+        ),
+        "{text}"
+    );
+    assert_eq!(migrations(&env, "fault-timeout").await.len(), 1);
+    // Back in the controller's hands, with more time per copy: the move is tried again, with
+    // it.
+    patch_policy(
+        &env,
+        "fault-timeout",
+        json!({"metadata": {"labels": {"couchestor.io/test": env.ns}}}),
+    )
+    .await;
     let vms = eventually(
         "the retry with the longer timeout",
         60,
@@ -201,12 +236,13 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
 
 /// Sets the policy's `migrationTimeout`, as an operator raising it after a Timeout.
 async fn set_migration_timeout(env: &Env, policy: &str, timeout: &str) {
+    patch_policy(env, policy, json!({"spec": {"migrationTimeout": timeout}})).await;
+}
+
+/// Merge-patches the policy.
+async fn patch_policy(env: &Env, policy: &str, patch: serde_json::Value) {
     Api::<StoragePolicy>::all(env.client.clone())
-        .patch(
-            policy,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"migrationTimeout": timeout}})),
-        )
+        .patch(policy, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .unwrap();
 }
