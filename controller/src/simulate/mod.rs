@@ -20,9 +20,12 @@ mod baseline;
 mod bound;
 mod cluster;
 mod engine;
+#[cfg(test)]
+mod fidelity;
 mod migration;
 mod oracle;
 mod policy;
+mod rate;
 mod report;
 mod score;
 mod sim;
@@ -197,7 +200,7 @@ impl SimulateArgs {
     fn config(&self) -> anyhow::Result<SimConfig> {
         anyhow::ensure!(self.volumes > 0, "--volumes must be positive");
         anyhow::ensure!(self.days > 0.0, "--days must be positive");
-        anyhow::ensure!(self.sample_secs > 0, "--sample-secs must be positive");
+        rate::intervals(self.sample_secs)?;
         anyhow::ensure!(
             self.fast_tier_percent > 0.0 && self.fast_tier_percent <= 100.0,
             "--fast-tier-percent must be in (0, 100]"

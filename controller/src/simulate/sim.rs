@@ -12,6 +12,7 @@ use super::baseline::baseline;
 use super::cluster::{Cluster, GIB, MoveStats, PING_PONG_WINDOW_SECS, SimVolume};
 use super::engine::{Engine, EngineStats, MayastorConfig};
 use super::policy::{self, PolicyConfig, WatermarkGauge, Watermarks};
+use super::rate::{self, RateView};
 use super::score::{Hour, Score, Scorer};
 use super::workload::{Observe, Workload, WorkloadParams};
 use couchestor_common::history::HeatHistory;
@@ -196,6 +197,7 @@ pub fn simulate(
     let names: Vec<String> = cluster.volumes.iter().map(|v| v.name.clone()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut history: Vec<Vec<Sample>> = vec![Vec::with_capacity(2 * keep); footprints.len()];
+    let mut rates = RateView::new(footprints.len(), rate::intervals(sample_secs)?);
     let cycle = cfg.policy.cycle_secs.max(sample_secs);
     let mut watermarks: Option<Watermarks> = None;
 
@@ -209,8 +211,8 @@ pub fn simulate(
         scorer.sample(tick.elapsed, tick.shifted, &w.true_iops, &cluster);
         // Only CoucheStor reads the hourly history (its sustained window).
         let sustained = kind == PolicyKind::Couchestor;
-        let seen = w.seen(cfg.observe);
-        for ((h, &iops), name) in history.iter_mut().zip(seen.iter()).zip(&names) {
+        let seen = rates.push(&w.seen(cfg.observe));
+        for ((h, &iops), name) in history.iter_mut().zip(seen).zip(&names) {
             let sample = Sample { at: now, iops };
             h.push(sample);
             if sustained {

@@ -40,6 +40,14 @@ fn flags_override_scenario_presets() {
     assert_eq!(cfg.days, 1.0);
     assert_eq!(args(&[]).scenario, Scenario::Default);
     assert!(args(&["--volumes", "0"]).config().is_err());
+    // The default heat expression's rate() over [5m] needs two scrapes in its window.
+    for bad in ["0", "301"] {
+        let err = args(&["--sample-secs", bad])
+            .config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--sample-secs must be 1 to 300"), "{err}");
+    }
     for (name, alpha, amplitude) in [("flat", 0.6, 0.5), ("diurnal", 0.9, 0.8)] {
         let cfg = args(&["--scenario", name]).config().unwrap();
         assert_eq!(

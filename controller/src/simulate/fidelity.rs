@@ -1,0 +1,119 @@
+//! Fidelity of the simulator's heat to the controller's: `simulate` computes heat in process
+//! from the workload's samples, while the controller reads it from Prometheus through the
+//! default heat expression (`rate()` over Mayastor's cumulative counters). Here the same
+//! samples, written as Mayastor's `volume_num_read_ops` / `volume_num_write_ops` counters and
+//! backfilled into a real Prometheus, are read back through the controller's own `Eyes`.
+
+use std::time::Duration;
+
+use couchestor_common::heat::{self, DEFAULT_HEAT_QUERY, Heat, Sample};
+use couchestor_testsupport::{OpenMetrics, prometheus};
+
+use super::policy::{self, PolicyConfig};
+use super::rate::{self, RateView};
+use super::workload::{Workload, WorkloadParams};
+use crate::eyes::{Eyes, EyesConfig, heat_of, sustained_of};
+
+/// Share of a volume's I/O that is reads: every third volume exports reads only (Mayastor
+/// then has no write counter for it), the others mix reads and writes.
+fn read_share(i: usize) -> f64 {
+    [1.0, 0.7, 0.5][i % 3]
+}
+
+fn name(i: usize) -> String {
+    format!("pvc-sim-{i:05}")
+}
+
+/// `hours` of the workload's observed samples: the history `simulate` keeps (one sample per
+/// volume per `sample_secs`, the last at `end`) and the same I/O as whole-op cumulative
+/// counters, as Mayastor's exporter shows them to a scrape at each sample time.
+fn record(w: &mut Workload, hours: i64, end: i64) -> (Vec<Vec<Sample>>, OpenMetrics) {
+    let n = w.params().volumes;
+    let step = w.params().sample_secs as i64;
+    let samples = hours * 3600 / step;
+    let mut history = vec![Vec::new(); n];
+    let mut rates = RateView::new(n, rate::intervals(step as u64).unwrap());
+    let mut ops = vec![(0.0_f64, 0.0_f64); n];
+    let mut om = OpenMetrics::new();
+    for k in 0..samples {
+        w.advance();
+        let at = end - (samples - 1 - k) * step;
+        let seen = rates.push(&w.observed);
+        for (i, h) in history.iter_mut().enumerate() {
+            h.push(Sample { at, iops: seen[i] });
+            let iops = w.observed[i];
+            let r = read_share(i);
+            ops[i].0 += iops * r * step as f64;
+            ops[i].1 += iops * (1.0 - r) * step as f64;
+            let pv = name(i);
+            let labels = [("node", "node-1"), ("pv_name", pv.as_str())];
+            om.gauge("volume_num_read_ops", &labels, ops[i].0.floor(), at);
+            if r < 1.0 {
+                om.gauge("volume_num_write_ops", &labels, ops[i].1.floor(), at);
+            }
+        }
+    }
+    (history, om)
+}
+
+/// Relative difference `|a − b| / b`.
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
+}
+
+#[tokio::test]
+async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
+    let params = WorkloadParams {
+        volumes: 60,
+        ..WorkloadParams::default()
+    };
+    let mut w = Workload::new(&params, 42).unwrap();
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let end = now - now.rem_euclid(60) - 120;
+    let (history, om) = record(&mut w, 3, end);
+    let Some(p) = prometheus(&om).await else {
+        return;
+    };
+    crate::cli::install_crypto_provider();
+    let eyes = Eyes::new(EyesConfig {
+        url: p.url().into(),
+        query: DEFAULT_HEAT_QUERY.into(),
+        step: Duration::from_secs(60),
+        timeout: Duration::from_secs(30),
+        cache_ttl: Duration::from_secs(30),
+    })
+    .unwrap();
+    let cfg = PolicyConfig::default();
+    let window = Duration::from_secs(cfg.window_secs);
+    let half_life = Duration::from_secs(cfg.half_life_secs);
+    let series = eyes.series(window, end).await.unwrap();
+    assert_eq!(eyes.requests(), 1);
+    let simulated = policy::heats(&history, end, &cfg);
+    let mut worst = (0.0_f64, 0.0_f64);
+    for (i, (h, sim)) in history.iter().zip(&simulated).enumerate() {
+        let pv = name(i);
+        let Heat::Known(sim) = *sim else {
+            panic!("{pv}: simulate has no heat");
+        };
+        let Heat::Known(read) = heat_of(&series, &pv, end, window, half_life) else {
+            panic!("{pv}: the controller read no heat from Prometheus");
+        };
+        let sim_median = heat::sustained_iops(h, end, cfg.window_secs).unwrap();
+        let read_median = sustained_of(&series, &pv, end, window).unwrap();
+        // Only the counters' whole-op rounding may differ: under 1 op per scrape interval.
+        for (what, read, sim) in [("heat", read, sim), ("median", read_median, sim_median)] {
+            assert!(
+                (read - sim).abs() <= 1e-3 * sim,
+                "{pv}: {what} simulated {sim:.3} IOPS, read from Prometheus {read:.3}"
+            );
+        }
+        worst.0 = worst.0.max(rel(read, sim));
+        worst.1 = worst.1.max(rel(read_median, sim_median));
+    }
+    eprintln!(
+        "{} volumes: heat within {:.1e}, median within {:.1e} (relative)",
+        history.len(),
+        worst.0,
+        worst.1
+    );
+}

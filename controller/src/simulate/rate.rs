@@ -1,0 +1,100 @@
+//! What Prometheus shows of the workload. The controller's default heat expression takes
+//! `rate()` over a 5 minute window of Mayastor's cumulative counters, so at every scrape the
+//! controller sees the mean IOPS of the scrape intervals inside that window, not the last
+//! interval alone: a burst shows up over a few minutes, and sampling noise is averaged over
+//! the window (which lifts the median the promotion gate reads). The policies under test
+//! see the same; `fidelity.rs` checks it against a real Prometheus.
+
+use std::collections::VecDeque;
+
+/// The `rate()` window of the default heat expression (`DEFAULT_HEAT_QUERY`), seconds.
+pub const RATE_WINDOW_SECS: u64 = 300;
+
+/// Scrape intervals a `rate()` over [`RATE_WINDOW_SECS`] spans at one scrape every
+/// `sample_secs`. Prometheus 2 (the suite's, and what `fidelity.rs` matches exactly) selects
+/// the scrapes in `[t − 5m, t]`, both ends included: six at 60 s, five intervals between
+/// them. (Prometheus 3 leaves the start out, so it averages one interval fewer when the
+/// scrape interval divides 5 minutes.) An error when the window cannot hold two scrapes, so
+/// that `rate()` would have no value at all.
+pub fn intervals(sample_secs: u64) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        (1..=RATE_WINDOW_SECS).contains(&sample_secs),
+        "--sample-secs must be 1 to {RATE_WINDOW_SECS}: the default heat expression's rate() \
+         over [5m] needs two scrapes inside its window"
+    );
+    Ok((RATE_WINDOW_SECS / sample_secs) as usize)
+}
+
+/// Per volume, the IOPS of the last few scrape intervals, turned into the value `rate()`
+/// returns at the newest scrape.
+pub struct RateView {
+    intervals: usize,
+    recent: Vec<VecDeque<f64>>,
+    rates: Vec<f64>,
+}
+
+impl RateView {
+    /// A view of `volumes` volumes whose `rate()` spans `intervals` scrape intervals.
+    pub fn new(volumes: usize, intervals: usize) -> Self {
+        let intervals = intervals.max(1);
+        RateView {
+            intervals,
+            recent: vec![VecDeque::with_capacity(intervals + 1); volumes],
+            rates: vec![0.0; volumes],
+        }
+    }
+
+    /// Takes each volume's mean IOPS over the scrape interval that just ended and returns
+    /// what `rate()` shows now: the mean over the last `intervals` of them (fewer at the
+    /// start, as Prometheus has fewer scrapes then).
+    pub fn push(&mut self, interval_iops: &[f64]) -> &[f64] {
+        for ((recent, rate), &iops) in self
+            .recent
+            .iter_mut()
+            .zip(&mut self.rates)
+            .zip(interval_iops)
+        {
+            if recent.len() == self.intervals {
+                recent.pop_front();
+            }
+            recent.push_back(iops);
+            *rate = recent.iter().sum::<f64>() / recent.len() as f64;
+        }
+        &self.rates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use couchestor_common::heat::DEFAULT_HEAT_QUERY;
+
+    #[test]
+    fn the_window_is_the_default_expressions() {
+        assert!(DEFAULT_HEAT_QUERY.contains("[5m]"), "{DEFAULT_HEAT_QUERY}");
+        assert_eq!(RATE_WINDOW_SECS, 5 * 60);
+    }
+
+    #[test]
+    fn a_rate_spans_the_intervals_between_the_scrapes_in_its_window() {
+        // [t − 300 s, t] holds the scrapes at t − 300, …, t: five intervals at 60 s.
+        assert_eq!(intervals(60).unwrap(), 5);
+        assert_eq!(intervals(30).unwrap(), 10);
+        // At 90 s the scrapes at t − 270, …, t span three intervals (Prometheus
+        // extrapolates the increase to the window's start, which leaves the mean as is).
+        assert_eq!(intervals(90).unwrap(), 3);
+        assert_eq!(intervals(300).unwrap(), 1);
+        for bad in [0, 301] {
+            let err = intervals(bad).unwrap_err().to_string();
+            assert!(err.contains("--sample-secs must be 1 to 300"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_view_is_the_trailing_mean_of_the_intervals() {
+        let mut v = RateView::new(2, 2);
+        assert_eq!(v.push(&[10.0, 0.0]), &[10.0, 0.0]);
+        assert_eq!(v.push(&[20.0, 4.0]), &[15.0, 2.0]);
+        assert_eq!(v.push(&[40.0, 8.0]), &[30.0, 6.0]);
+    }
+}
