@@ -156,7 +156,8 @@ pub struct SimulateArgs {
     /// Mean IOPS per volume; the Zipf intensities sum to this times the volume count.
     #[arg(long, default_value_t = 100.0)]
     iops_per_volume: f64,
-    /// Seconds between two samples (as Prometheus would scrape).
+    /// Seconds between two samples (as Prometheus would scrape), 1 to 300: the default heat
+    /// expression's rate() over [5m] needs two scrapes inside its window.
     #[arg(long, default_value_t = 60)]
     sample_secs: u64,
     /// Seconds between two planning cycles.
@@ -186,6 +187,7 @@ pub struct SimulateArgs {
     /// What both policies' heat is computed from: `observed` samples (what Prometheus shows,
     /// the default), the `true` intensity without noise, or the present `level` without
     /// diurnal cycle, bursts or noise. The last two are analysis views, not a deployment.
+    /// Each reaches the policies as the default heat expression's rate() over [5m] shows it.
     #[arg(long, value_enum, default_value = "observed")]
     observe: Observe,
     /// Where to write the SVG [default: target/simulate/<scenario>-<seed>.svg].
