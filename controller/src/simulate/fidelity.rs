@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use couchestor_common::heat::{self, DEFAULT_HEAT_QUERY, Heat, Sample};
-use couchestor_testsupport::{OpenMetrics, prometheus};
+use couchestor_common::history::HeatHistory;
+use couchestor_testsupport::{OpenMetrics, TestPrometheus, prometheus};
 
 use super::policy::{self, PolicyConfig};
 use super::rate::{self, RateView};
@@ -61,8 +62,9 @@ fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
 }
 
-#[tokio::test]
-async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
+/// `hours` of the `default` workload (60 volumes, seed 42) up to a minute boundary two minutes
+/// ago: what `simulate` keeps of it, a real Prometheus backfilled with it, and the end time.
+async fn backfilled(hours: i64) -> Option<(Vec<Vec<Sample>>, TestPrometheus, i64)> {
     let params = WorkloadParams {
         volumes: 60,
         ..WorkloadParams::default()
@@ -70,19 +72,30 @@ async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
     let mut w = Workload::new(&params, 42).unwrap();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let end = now - now.rem_euclid(60) - 120;
-    let (history, om) = record(&mut w, 3, end);
-    let Some(p) = prometheus(&om).await else {
-        return;
-    };
+    let (history, om) = record(&mut w, hours, end);
+    let p = prometheus(&om).await?;
+    Some((history, p, end))
+}
+
+/// The controller's heat source with its defaults (the chart's 60 s step).
+fn eyes(url: &str) -> Eyes {
     crate::cli::install_crypto_provider();
-    let eyes = Eyes::new(EyesConfig {
-        url: p.url().into(),
+    Eyes::new(EyesConfig {
+        url: url.into(),
         query: DEFAULT_HEAT_QUERY.into(),
         step: Duration::from_secs(60),
         timeout: Duration::from_secs(30),
         cache_ttl: Duration::from_secs(30),
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
+    let Some((history, p, end)) = backfilled(3).await else {
+        return;
+    };
+    let eyes = eyes(p.url());
     let cfg = PolicyConfig::default();
     let window = Duration::from_secs(cfg.window_secs);
     let half_life = Duration::from_secs(cfg.half_life_secs);
@@ -115,5 +128,39 @@ async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
         history.len(),
         worst.0,
         worst.1
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_controllers_day_mean_is_near_simulates() {
+    // A controller that starts reads the sustained window's history in one coarse query
+    // (96 points a day); `simulate` has taken in every sample since its start.
+    let Some((history, p, end)) = backfilled(25).await else {
+        return;
+    };
+    let eyes = eyes(p.url());
+    let day = Duration::from_secs(86_400);
+    assert!(eyes.backfill_once(day, end).await.unwrap());
+    let mut simulated = HeatHistory::new();
+    let mut errors = Vec::new();
+    for (i, h) in history.iter().enumerate() {
+        let pv = name(i);
+        simulated.ingest(&pv, h);
+        let sim = simulated.mean(&pv, end, day.as_secs()).unwrap();
+        let read = eyes.sustained_mean(&pv, end, day).unwrap();
+        // The coarse points sample a quarter of each hour's 5 minute rates: a burst can be
+        // caught or missed, the daily cycle is kept.
+        assert!(
+            rel(read, sim) <= 0.05,
+            "{pv}: day mean simulated {sim:.2} IOPS, a fresh controller read {read:.2}"
+        );
+        errors.push((read - sim) / sim);
+    }
+    let bias = errors.iter().sum::<f64>() / errors.len() as f64;
+    let worst = errors.iter().fold(0.0_f64, |m, e| m.max(e.abs()));
+    eprintln!("day means: within {worst:.4}, mean difference {bias:+.4} (relative)");
+    assert!(
+        bias.abs() <= 0.01,
+        "the fresh controller's day means are biased: {bias:+.4}"
     );
 }
