@@ -249,6 +249,23 @@ impl Eyes {
     }
 }
 
+#[cfg(test)]
+impl Eyes {
+    /// A heat source on `url` with the `run` command's defaults (the default expression, a
+    /// 60 s step, 30 s timeout and cache), for tests against a real Prometheus.
+    pub fn for_tests(url: &str) -> Eyes {
+        crate::cli::install_crypto_provider();
+        Eyes::new(EyesConfig {
+            url: url.into(),
+            query: couchestor_common::heat::DEFAULT_HEAT_QUERY.into(),
+            step: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
+            cache_ttl: Duration::from_secs(30),
+        })
+        .unwrap()
+    }
+}
+
 /// Burst-resistant (median) heat of one PV from a query answer, if it has samples.
 pub fn sustained_of(series: &Series, pv: &str, now: i64, window: Duration) -> Option<f64> {
     series
@@ -300,15 +317,7 @@ mod tests {
     }
 
     fn eyes(url: &str) -> Eyes {
-        crate::cli::install_crypto_provider();
-        Eyes::new(EyesConfig {
-            url: url.into(),
-            query: DEFAULT_HEAT_QUERY.into(),
-            step: Duration::from_secs(60),
-            timeout: Duration::from_secs(30),
-            cache_ttl: Duration::from_secs(30),
-        })
-        .unwrap()
+        Eyes::for_tests(url)
     }
 
     #[tokio::test]

@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use couchestor_common::heat::{self, DEFAULT_HEAT_QUERY, Heat, Sample};
+use couchestor_common::heat::{self, Heat};
 use couchestor_common::history::HeatHistory;
 use couchestor_testsupport::{OpenMetrics, TestPrometheus, prometheus};
 
 use super::policy::{self, PolicyConfig};
-use super::rate::{self, RateView};
+use super::rate::SampleHistory;
 use super::workload::{Workload, WorkloadParams};
-use crate::eyes::{Eyes, EyesConfig, heat_of, sustained_of};
+use crate::eyes::{Eyes, heat_of, sustained_of};
 
 /// Share of a volume's I/O that is reads: every third volume exports reads only (Mayastor
 /// then has no write counter for it), the others mix reads and writes.
@@ -25,36 +25,38 @@ fn name(i: usize) -> String {
     format!("pvc-sim-{i:05}")
 }
 
-/// `hours` of the workload's observed samples: the history `simulate` keeps (one sample per
-/// volume per `sample_secs`, the last at `end`) and the same I/O as whole-op cumulative
-/// counters, as Mayastor's exporter shows them to a scrape at each sample time.
-fn record(w: &mut Workload, hours: i64, end: i64) -> (Vec<Vec<Sample>>, OpenMetrics) {
+/// `hours` of the workload's observed samples as `simulate` keeps them (its window samples
+/// and hourly history, one sample per volume per `sample_secs`, the last at `end`) and the same
+/// I/O as whole-op cumulative counters, as Mayastor's exporter shows them to a scrape at each
+/// sample time.
+fn record(w: &mut Workload, hours: i64, end: i64) -> (SampleHistory, HeatHistory, OpenMetrics) {
     let n = w.params().volumes;
     let step = w.params().sample_secs as i64;
     let samples = hours * 3600 / step;
-    let mut history = vec![Vec::new(); n];
-    let mut rates = RateView::new(n, rate::intervals(step as u64).unwrap());
+    let names: Vec<String> = (0..n).map(name).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let window = PolicyConfig::default().window_secs;
+    let mut history = SampleHistory::new(n, step as u64, window).unwrap();
+    let mut hourly = HeatHistory::new();
     let mut ops = vec![(0.0_f64, 0.0_f64); n];
     let mut om = OpenMetrics::new();
     for k in 0..samples {
         w.advance();
         let at = end - (samples - 1 - k) * step;
-        let seen = rates.push(&w.observed);
-        for (i, h) in history.iter_mut().enumerate() {
-            h.push(Sample { at, iops: seen[i] });
+        history.record(at, &w.observed, Some((&mut hourly, &names)));
+        for (i, &pv) in names.iter().enumerate() {
             let iops = w.observed[i];
             let r = read_share(i);
             ops[i].0 += iops * r * step as f64;
             ops[i].1 += iops * (1.0 - r) * step as f64;
-            let pv = name(i);
-            let labels = [("node", "node-1"), ("pv_name", pv.as_str())];
+            let labels = [("node", "node-1"), ("pv_name", pv)];
             om.gauge("volume_num_read_ops", &labels, ops[i].0.floor(), at);
             if r < 1.0 {
                 om.gauge("volume_num_write_ops", &labels, ops[i].1.floor(), at);
             }
         }
     }
-    (history, om)
+    (history, hourly, om)
 }
 
 /// Relative difference `|a − b| / b`.
@@ -64,7 +66,7 @@ fn rel(a: f64, b: f64) -> f64 {
 
 /// `hours` of the `default` workload (60 volumes, seed 42) up to a minute boundary two minutes
 /// ago: what `simulate` keeps of it, a real Prometheus backfilled with it, and the end time.
-async fn backfilled(hours: i64) -> Option<(Vec<Vec<Sample>>, TestPrometheus, i64)> {
+async fn backfilled(hours: i64) -> Option<(SampleHistory, HeatHistory, TestPrometheus, i64)> {
     let params = WorkloadParams {
         volumes: 60,
         ..WorkloadParams::default()
@@ -72,38 +74,25 @@ async fn backfilled(hours: i64) -> Option<(Vec<Vec<Sample>>, TestPrometheus, i64
     let mut w = Workload::new(&params, 42).unwrap();
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let end = now - now.rem_euclid(60) - 120;
-    let (history, om) = record(&mut w, hours, end);
+    let (history, hourly, om) = record(&mut w, hours, end);
     let p = prometheus(&om).await?;
-    Some((history, p, end))
-}
-
-/// The controller's heat source with its defaults (the chart's 60 s step).
-fn eyes(url: &str) -> Eyes {
-    crate::cli::install_crypto_provider();
-    Eyes::new(EyesConfig {
-        url: url.into(),
-        query: DEFAULT_HEAT_QUERY.into(),
-        step: Duration::from_secs(60),
-        timeout: Duration::from_secs(30),
-        cache_ttl: Duration::from_secs(30),
-    })
-    .unwrap()
+    Some((history, hourly, p, end))
 }
 
 #[tokio::test]
 async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
-    let Some((history, p, end)) = backfilled(3).await else {
+    let Some((history, _, p, end)) = backfilled(3).await else {
         return;
     };
-    let eyes = eyes(p.url());
+    let eyes = Eyes::for_tests(p.url());
     let cfg = PolicyConfig::default();
     let window = Duration::from_secs(cfg.window_secs);
     let half_life = Duration::from_secs(cfg.half_life_secs);
     let series = eyes.series(window, end).await.unwrap();
     assert_eq!(eyes.requests(), 1);
-    let simulated = policy::heats(&history, end, &cfg);
+    let simulated = policy::heats(history.samples(), end, &cfg);
     let mut worst = (0.0_f64, 0.0_f64);
-    for (i, (h, sim)) in history.iter().zip(&simulated).enumerate() {
+    for (i, (h, sim)) in history.samples().iter().zip(&simulated).enumerate() {
         let pv = name(i);
         let Heat::Known(sim) = *sim else {
             panic!("{pv}: simulate has no heat");
@@ -125,7 +114,7 @@ async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
     }
     eprintln!(
         "{} volumes: heat within {:.1e}, median within {:.1e} (relative)",
-        history.len(),
+        history.samples().len(),
         worst.0,
         worst.1
     );
@@ -135,17 +124,15 @@ async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
 async fn a_fresh_controllers_day_mean_is_near_simulates() {
     // A controller that starts reads the sustained window's history in one coarse query
     // (96 points a day); `simulate` has taken in every sample since its start.
-    let Some((history, p, end)) = backfilled(25).await else {
+    let Some((history, simulated, p, end)) = backfilled(25).await else {
         return;
     };
-    let eyes = eyes(p.url());
+    let eyes = Eyes::for_tests(p.url());
     let day = Duration::from_secs(86_400);
     assert!(eyes.backfill_once(day, end).await.unwrap());
-    let mut simulated = HeatHistory::new();
     let mut errors = Vec::new();
-    for (i, h) in history.iter().enumerate() {
+    for i in 0..history.samples().len() {
         let pv = name(i);
-        simulated.ingest(&pv, h);
         let sim = simulated.mean(&pv, end, day.as_secs()).unwrap();
         let read = eyes.sustained_mean(&pv, end, day).unwrap();
         // The coarse points sample a quarter of each hour's 5 minute rates: a burst can be

@@ -7,6 +7,9 @@
 
 use std::collections::VecDeque;
 
+use couchestor_common::heat::Sample;
+use couchestor_common::history::HeatHistory;
+
 /// The `rate()` window of the default heat expression (`DEFAULT_HEAT_QUERY`), seconds.
 pub const RATE_WINDOW_SECS: u64 = 300;
 
@@ -27,7 +30,7 @@ pub fn intervals(sample_secs: u64) -> anyhow::Result<usize> {
 
 /// Per volume, the IOPS of the last few scrape intervals, turned into the value `rate()`
 /// returns at the newest scrape.
-pub struct RateView {
+struct RateView {
     intervals: usize,
     recent: Vec<VecDeque<f64>>,
     rates: Vec<f64>,
@@ -35,7 +38,7 @@ pub struct RateView {
 
 impl RateView {
     /// A view of `volumes` volumes whose `rate()` spans `intervals` scrape intervals.
-    pub fn new(volumes: usize, intervals: usize) -> Self {
+    fn new(volumes: usize, intervals: usize) -> Self {
         let intervals = intervals.max(1);
         RateView {
             intervals,
@@ -47,7 +50,7 @@ impl RateView {
     /// Takes each volume's mean IOPS over the scrape interval that just ended and returns
     /// what `rate()` shows now: the mean over the last `intervals` of them (fewer at the
     /// start, as Prometheus has fewer scrapes then).
-    pub fn push(&mut self, interval_iops: &[f64]) -> &[f64] {
+    fn push(&mut self, interval_iops: &[f64]) -> &[f64] {
         for ((recent, rate), &iops) in self
             .recent
             .iter_mut()
@@ -61,6 +64,55 @@ impl RateView {
             *rate = recent.iter().sum::<f64>() / recent.len() as f64;
         }
         &self.rates
+    }
+}
+
+/// What the policies keep of the workload, as the controller keeps it of Prometheus's
+/// answers: each volume's recent samples as `rate()` shows them (enough for the heat window),
+/// and, when asked, the same samples in the hourly history the sustained window reads.
+pub struct SampleHistory {
+    rates: RateView,
+    samples: Vec<Vec<Sample>>,
+    keep: usize,
+}
+
+impl SampleHistory {
+    /// A history of `volumes` volumes scraped every `sample_secs`, keeping at least
+    /// `window_secs` of samples. Fails on a scrape interval `rate()` has no value for.
+    pub fn new(volumes: usize, sample_secs: u64, window_secs: u64) -> anyhow::Result<Self> {
+        let keep = (window_secs / sample_secs.max(1)) as usize + 2;
+        Ok(SampleHistory {
+            rates: RateView::new(volumes, intervals(sample_secs)?),
+            samples: vec![Vec::with_capacity(2 * keep); volumes],
+            keep,
+        })
+    }
+
+    /// Records, at `at`, what `rate()` shows once each volume's interval that just ended
+    /// (`interval_iops`, in volume order) is scraped; also into `hourly` under each volume's
+    /// name, when given.
+    pub fn record(
+        &mut self,
+        at: i64,
+        interval_iops: &[f64],
+        mut hourly: Option<(&mut HeatHistory, &[&str])>,
+    ) {
+        let shown = self.rates.push(interval_iops);
+        for (i, (h, &iops)) in self.samples.iter_mut().zip(shown).enumerate() {
+            let sample = Sample { at, iops };
+            h.push(sample);
+            if let Some((history, names)) = &mut hourly {
+                history.ingest(names[i], &[sample]);
+            }
+            if h.len() >= 2 * self.keep {
+                h.drain(..h.len() - self.keep);
+            }
+        }
+    }
+
+    /// Each volume's samples, oldest first.
+    pub fn samples(&self) -> &[Vec<Sample>] {
+        &self.samples
     }
 }
 

@@ -2,7 +2,6 @@
 //! every `cycle_secs`, moves completing after `footprint / bandwidth`.
 
 use couchestor_common::Tier;
-use couchestor_common::heat::Sample;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -12,7 +11,7 @@ use super::baseline::baseline;
 use super::cluster::{Cluster, GIB, MoveStats, PING_PONG_WINDOW_SECS, SimVolume};
 use super::engine::{Engine, EngineStats, MayastorConfig};
 use super::policy::{self, PolicyConfig, WatermarkGauge, Watermarks};
-use super::rate::{self, RateView};
+use super::rate::SampleHistory;
 use super::score::{Hour, Score, Scorer};
 use super::workload::{Observe, Workload, WorkloadParams};
 use couchestor_common::history::HeatHistory;
@@ -192,12 +191,10 @@ pub fn simulate(
     let usable = usable_bytes(fast, cfg.policy.headroom_percent);
     let sample_secs = cfg.workload.sample_secs;
     let mut scorer = Scorer::new(&footprints, fast, usable, sample_secs);
-    let keep = (cfg.policy.window_secs / sample_secs) as usize + 2;
     let mut hourly = HeatHistory::new();
     let names: Vec<String> = cluster.volumes.iter().map(|v| v.name.clone()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut history: Vec<Vec<Sample>> = vec![Vec::with_capacity(2 * keep); footprints.len()];
-    let mut rates = RateView::new(footprints.len(), rate::intervals(sample_secs)?);
+    let mut history = SampleHistory::new(footprints.len(), sample_secs, cfg.policy.window_secs)?;
     let cycle = cfg.policy.cycle_secs.max(sample_secs);
     let mut watermarks: Option<Watermarks> = None;
 
@@ -211,17 +208,8 @@ pub fn simulate(
         scorer.sample(tick.elapsed, tick.shifted, &w.true_iops, &cluster);
         // Only CoucheStor reads the hourly history (its sustained window).
         let sustained = kind == PolicyKind::Couchestor;
-        let seen = rates.push(&w.seen(cfg.observe));
-        for ((h, &iops), name) in history.iter_mut().zip(seen).zip(&names) {
-            let sample = Sample { at: now, iops };
-            h.push(sample);
-            if sustained {
-                hourly.ingest(name, &[sample]);
-            }
-            if h.len() >= 2 * keep {
-                h.drain(..h.len() - keep);
-            }
-        }
+        let into_hourly = sustained.then_some((&mut hourly, names.as_slice()));
+        history.record(now, &w.seen(cfg.observe), into_hourly);
         progress.inc(1);
         if sustained && tick.elapsed.is_multiple_of(86_400) {
             hourly.prune(now, cfg.policy.sustained_secs + 3600);
@@ -229,7 +217,7 @@ pub fn simulate(
         if !tick.elapsed.is_multiple_of(cycle) || tick.elapsed < cfg.policy.window_secs {
             continue;
         }
-        let heats = policy::heats(&history, now, &cfg.policy);
+        let heats = policy::heats(history.samples(), now, &cfg.policy);
         let wm = *watermarks.get_or_insert_with(|| match (kind, cfg.policy.gauge) {
             (PolicyKind::Couchestor, WatermarkGauge::Density) => {
                 let sizes: Vec<u64> = cluster.volumes.iter().map(|v| v.size_bytes).collect();
@@ -239,7 +227,8 @@ pub fn simulate(
         });
         match kind {
             PolicyKind::Couchestor => {
-                let sustained = policy::sustained(&history, &hourly, &names, now, &cfg.policy);
+                let sustained =
+                    policy::sustained(history.samples(), &hourly, &names, now, &cfg.policy);
                 if let Some(e) = &mut engine {
                     e.plan_cycle(&mut cluster, &heats, &sustained, wm, &cfg.policy, now)?;
                 } else {
