@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::cluster::GIB;
 use super::engine::EngineStats;
 use super::policy::Watermarks;
+use super::score::Bounds;
 use super::sim::{Outcome, SimConfig};
 use super::workload::Observe;
 
@@ -35,6 +36,13 @@ pub struct Metrics {
     pub zero_ping_pong_bound_hot_share: Option<f64>,
     /// `hot_share / zero_ping_pong_bound_hot_share`.
     pub zero_ping_pong_bound_ratio: Option<f64>,
+    /// The same bound at the usable capacity (fast capacity minus the policy's headroom):
+    /// the most any zero-ping-pong policy that keeps its headroom free can serve, so
+    /// `zero_ping_pong_usable_bound_hot_share / oracle_hot_share` is the ceiling of such a
+    /// policy's `oracle_ratio`.
+    pub zero_ping_pong_usable_bound_hot_share: Option<f64>,
+    /// `hot_share / zero_ping_pong_usable_bound_hot_share`.
+    pub zero_ping_pong_usable_bound_ratio: Option<f64>,
     /// Completed moves.
     pub moves: u64,
     /// GiB copied by completed moves (size × replicas).
@@ -71,7 +79,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics of one outcome.
-    pub fn new(o: &Outcome, cfg: &SimConfig, bound: Option<f64>) -> Self {
+    pub fn new(o: &Outcome, cfg: &SimConfig, bounds: Option<Bounds>) -> Self {
         let s = &o.score;
         let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let gib_moved = o.stats.bytes_moved as f64 / GIB as f64;
@@ -85,8 +93,10 @@ impl Metrics {
             oracle_usable_ratio: div(s.hot_share, s.oracle_usable_hot_share),
             oracle_daily_hot_share: s.oracle_daily_hot_share,
             oracle_daily_ratio: div(s.hot_share, s.oracle_daily_hot_share),
-            zero_ping_pong_bound_hot_share: bound,
-            zero_ping_pong_bound_ratio: bound.map(|b| div(s.hot_share, b)),
+            zero_ping_pong_bound_hot_share: bounds.map(|b| b.full),
+            zero_ping_pong_bound_ratio: bounds.map(|b| div(s.hot_share, b.full)),
+            zero_ping_pong_usable_bound_hot_share: bounds.map(|b| b.usable),
+            zero_ping_pong_usable_bound_ratio: bounds.map(|b| div(s.hot_share, b.usable)),
             moves: o.stats.completed,
             gib_moved,
             gib_moved_per_day: div(gib_moved, cfg.days),
@@ -183,8 +193,8 @@ impl Report {
             headroom_percent: cfg.policy.headroom_percent,
             observe: cfg.observe,
             watermarks: primary.watermarks,
-            metrics: Metrics::new(primary, cfg, primary.bound_hot_share),
-            baseline: baseline.map(|b| Metrics::new(b, cfg, primary.bound_hot_share)),
+            metrics: Metrics::new(primary, cfg, primary.bounds),
+            baseline: baseline.map(|b| Metrics::new(b, cfg, primary.bounds)),
             svg,
         }
     }

@@ -48,6 +48,18 @@ pub struct Scorer {
     trace: Vec<f64>,
     /// The per-sample oracle's capacity price (density of its fractional item) per sample.
     prices: Vec<f64>,
+    /// The same at the usable capacity.
+    usable_prices: Vec<f64>,
+}
+
+/// The zero-ping-pong bound ([`bound::zero_ping_pong`]) of a run, as shares of all IOPS.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    /// At the full fast-tier capacity, the capacity `oracle_hot_share` is measured at.
+    pub full: f64,
+    /// At the usable capacity (minus the headroom): the most a zero-ping-pong policy that
+    /// keeps its headroom free can serve.
+    pub usable: f64,
 }
 
 /// The oracle top set chosen right after a hot-set shift, and which criteria it has met.
@@ -113,13 +125,15 @@ impl Scorer {
             shift_hours: Vec::new(),
             trace: Vec::new(),
             prices: Vec::new(),
+            usable_prices: Vec::new(),
         }
     }
 
-    /// The zero-ping-pong bound ([`bound::zero_ping_pong`]) on this run's workload, as a
-    /// share of all IOPS: `lock` samples of dwell after a move, volumes starting on the fast
-    /// tier where `initial_fast` says, `target` the served share of a known policy.
-    pub fn bound_share(&self, initial_fast: &[bool], lock: usize, target: f64) -> f64 {
+    /// The zero-ping-pong bounds on this run's workload at the full and at the usable
+    /// capacity, computed side by side: `lock` samples of dwell after a move, volumes starting
+    /// on the fast tier where `initial_fast` says, `target` the served share of a known policy
+    /// (for the step size). Each is also capped by the per-sample oracle at its capacity.
+    pub fn bounds(&self, initial_fast: &[bool], lock: usize, target: f64) -> Bounds {
         let n = self.weights.len();
         let samples = self.prices.len();
         let mut values = vec![0.0; n * samples];
@@ -128,20 +142,32 @@ impl Scorer {
                 values[i * samples + t] = v;
             }
         }
-        let inst = bound::Instance {
-            values: &values,
-            samples,
-            weights: &self.weights,
-            capacity: self.capacity,
-            lock,
-            initial_fast,
+        let at = |capacity: f64, prices: &[f64], oracle: f64| -> f64 {
+            let inst = bound::Instance {
+                values: &values,
+                samples,
+                weights: &self.weights,
+                capacity,
+                lock,
+                initial_fast,
+            };
+            let b = bound::zero_ping_pong(&inst, prices, target * self.total);
+            if self.total > 0.0 {
+                (b.served / self.total).min(oracle / self.total)
+            } else {
+                0.0
+            }
         };
-        let b = bound::zero_ping_pong(&inst, &self.prices, target * self.total);
-        if self.total > 0.0 {
-            (b.served / self.total).min(self.oracle / self.total)
-        } else {
-            0.0
-        }
+        std::thread::scope(|s| {
+            let usable = s.spawn(|| at(self.usable, &self.usable_prices, self.oracle_usable));
+            let full = at(self.capacity, &self.prices, self.oracle);
+            Bounds {
+                full,
+                usable: usable
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            }
+        })
     }
 
     /// Scores one sample: `true_iops` is the noise-free intensity, the cluster its state.
@@ -157,6 +183,7 @@ impl Scorer {
         let usable = oracle::fill(&self.order, true_iops, &self.weights, self.usable);
         self.trace.extend_from_slice(true_iops);
         self.prices.push(full.price);
+        self.usable_prices.push(usable.price);
         self.total += total;
         self.served += served;
         self.oracle += full.served;

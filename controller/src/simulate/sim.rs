@@ -12,7 +12,7 @@ use super::cluster::{Cluster, GIB, MoveStats, PING_PONG_WINDOW_SECS, SimVolume};
 use super::engine::{Engine, EngineStats, MayastorConfig};
 use super::policy::{self, PolicyConfig, WatermarkGauge, Watermarks};
 use super::rate::SampleHistory;
-use super::score::{Hour, Score, Scorer};
+use super::score::{Bounds, Hour, Score, Scorer};
 use super::workload::{Observe, Workload, WorkloadParams};
 use couchestor_common::history::HeatHistory;
 
@@ -107,9 +107,9 @@ pub struct Outcome {
     pub fast_capacity: u64,
     /// Sum of all volume footprints, bytes.
     pub total_footprint: u64,
-    /// Upper bound on the hot share of any policy without ping-pongs on this workload
+    /// Upper bounds on the hot share of any policy without ping-pongs on this workload
     /// ([`super::bound`]); computed for the policy under test only.
-    pub bound_hot_share: Option<f64>,
+    pub bounds: Option<Bounds>,
 }
 
 /// Total number of workload samples of a run.
@@ -247,9 +247,9 @@ pub fn simulate(
     }
 
     let score = scorer.finish();
-    let bound_hot_share = with_bound.then(|| {
+    let bounds = with_bound.then(|| {
         let lock = (PING_PONG_WINDOW_SECS as u64 / sample_secs).max(1) as usize;
-        scorer.bound_share(&initial_fast, lock, score.hot_share)
+        scorer.bounds(&initial_fast, lock, score.hot_share)
     });
     let in_flight = engine
         .as_ref()
@@ -265,7 +265,7 @@ pub fn simulate(
         backend,
         mayastor,
         watermarks,
-        bound_hot_share,
+        bounds,
         score,
         in_flight,
         stats: cluster.stats.clone(),

@@ -139,9 +139,10 @@ fn the_zero_ping_pong_bound_sits_between_a_policy_without_ping_pongs_and_the_ora
         ours.stats.ping_pongs, 0,
         "the bound only covers such policies"
     );
-    let bound = ours.bound_hot_share.expect("asked for the bound");
+    let bounds = ours.bounds.expect("asked for the bound");
+    let bound = bounds.full;
     // Any zero-ping-pong placement (CoucheStor's among them) serves at most the bound. (That
-    // the bound is at most the per-sample oracle holds by construction: `bound_share` takes
+    // the bound is at most the per-sample oracle holds by construction: `bounds` takes
     // the smaller of the two upper bounds.)
     assert!(
         ours.score.hot_share <= bound + 1e-9,
@@ -153,5 +154,22 @@ fn the_zero_ping_pong_bound_sits_between_a_policy_without_ping_pongs_and_the_ora
         bound < ours.score.oracle_hot_share * 0.99,
         "bound {bound} vs oracle {}",
         ours.score.oracle_hot_share
+    );
+    // The usable bound covers policies that keep the headroom free, as CoucheStor does, and
+    // less capacity serves less.
+    let peak = ours.score.occupancy_mean_peak.1;
+    let limit = f64::from(100 - cfg.policy.headroom_percent);
+    assert!(peak <= limit, "peak occupancy {peak} % above {limit} %");
+    assert!(
+        ours.score.hot_share <= bounds.usable + 1e-9,
+        "hot share {} above the usable bound {}",
+        ours.score.hot_share,
+        bounds.usable
+    );
+    assert!(
+        bounds.usable < bound && bounds.usable <= ours.score.oracle_usable_hot_share,
+        "usable bound {} vs full bound {bound} and usable oracle {}",
+        bounds.usable,
+        ours.score.oracle_usable_hot_share
     );
 }
