@@ -1,9 +1,26 @@
 //! The controller's Prometheus metrics.
 
+use couchestor_common::plan::HoldReason;
+use couchestor_common::storagepolicy::PolicyPhase;
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+
+/// The `tier` label values of `storage_operator_volumes`, indexed by [`couchestor_common::Tier`]
+/// (`unknown` last: a volume whose replicas sit in no tier's pools).
+pub const TIER_LABELS: [&str; 4] = ["hot", "warm", "cold", "unknown"];
+
+/// The `phase` label values of `storage_operator_policy_phase`.
+pub const PHASES: [PolicyPhase; 4] = [
+    PolicyPhase::Pending,
+    PolicyPhase::Active,
+    PolicyPhase::Disabled,
+    PolicyPhase::Error,
+];
+
+/// The `result` label values of `storage_operator_reconcile_total`.
+pub const RESULTS: [&str; 3] = ["ok", "invalid", "error"];
 
 /// Every metric the controller exports, registered in one registry.
 pub struct Metrics {
@@ -171,6 +188,35 @@ impl Metrics {
         })
     }
 
+    /// Removes every series labelled with `policy`, once the policy is deleted or no longer
+    /// matches `--policy-selector`, so a gone policy neither alerts nor counts in sums.
+    /// Returns how many series were removed. (A removal fails only for a series the policy
+    /// never had, e.g. `result="error"` of a policy that never failed.)
+    pub fn forget_policy(&self, policy: &str) -> usize {
+        let mut removed = 0;
+        let mut remove = |r: prometheus::Result<()>| removed += usize::from(r.is_ok());
+        for result in RESULTS {
+            remove(self.reconcile_total.remove_label_values(&[policy, result]));
+        }
+        remove(self.reconcile_duration.remove_label_values(&[policy]));
+        remove(self.volume_heat.remove_label_values(&[policy]));
+        for tier in TIER_LABELS {
+            remove(self.volumes.remove_label_values(&[policy, tier]));
+        }
+        for reason in HoldReason::LABELS {
+            remove(self.held_volumes.remove_label_values(&[policy, reason]));
+        }
+        remove(self.planned_moves.remove_label_values(&[policy]));
+        remove(self.metrics_available.remove_label_values(&[policy]));
+        for phase in PHASES {
+            remove(
+                self.policy_phase
+                    .remove_label_values(&[policy, phase_label(phase)]),
+            );
+        }
+        removed
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -179,5 +225,53 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("encode metrics");
         String::from_utf8(buf).expect("metrics are UTF-8")
+    }
+}
+
+/// The `phase` label of a policy phase (`Pending`, `Active`, `Disabled`, `Error`).
+pub fn phase_label(phase: PolicyPhase) -> &'static str {
+    match phase {
+        PolicyPhase::Pending => "Pending",
+        PolicyPhase::Active => "Active",
+        PolicyPhase::Disabled => "Disabled",
+        PolicyPhase::Error => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgetting_a_policy_removes_all_its_series_and_only_its() {
+        let m = Metrics::new().unwrap();
+        for p in ["gone", "kept"] {
+            m.reconcile_total.with_label_values(&[p, "ok"]).inc();
+            m.reconcile_duration.with_label_values(&[p]).observe(0.1);
+            m.volume_heat.with_label_values(&[p]).observe(5.0);
+            for tier in TIER_LABELS {
+                m.volumes.with_label_values(&[p, tier]).set(1);
+            }
+            for reason in HoldReason::LABELS {
+                m.held_volumes.with_label_values(&[p, reason]).set(0);
+            }
+            m.planned_moves.with_label_values(&[p]).set(2);
+            m.metrics_available.with_label_values(&[p]).set(1);
+            for phase in PHASES {
+                m.policy_phase
+                    .with_label_values(&[p, phase_label(phase)])
+                    .set(0);
+            }
+        }
+        let expected = 1 + 2 + TIER_LABELS.len() + HoldReason::LABELS.len() + 2 + PHASES.len();
+        assert_eq!(m.forget_policy("gone"), expected);
+        let text = m.render();
+        assert!(!text.contains("policy=\"gone\""), "{text}");
+        assert!(
+            text.contains("storage_operator_volumes{policy=\"kept\",tier=\"hot\"} 1"),
+            "{text}"
+        );
+        // Already gone: nothing more to remove.
+        assert_eq!(m.forget_policy("gone"), 0);
     }
 }

@@ -16,6 +16,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::context::{Context, Error};
+use crate::metrics::{PHASES, TIER_LABELS, phase_label};
 use crate::mover::launch::{self, PolicyMigrations};
 use crate::mover::steer::{self, Assessment};
 use crate::observe::{Observation, observe};
@@ -156,15 +157,10 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
         }
     };
     let phase = status.phase;
-    for p in [
-        PolicyPhase::Pending,
-        PolicyPhase::Active,
-        PolicyPhase::Disabled,
-        PolicyPhase::Error,
-    ] {
+    for p in PHASES {
         ctx.metrics
             .policy_phase
-            .with_label_values(&[name.as_str(), &format!("{p:?}")])
+            .with_label_values(&[name.as_str(), phase_label(p)])
             .set(i64::from(phase == Some(p)));
     }
     apply_status(&ctx, &name, status).await?;
@@ -319,8 +315,8 @@ fn record_metrics(ctx: &Context, policy: &str, d: &Decision) {
             m.volume_heat.with_label_values(&[policy]).observe(h);
         }
     }
-    for (i, tier) in ["hot", "warm", "cold", "unknown"].iter().enumerate() {
-        m.volumes.with_label_values(&[policy, tier]).set(counts[i]);
+    for (tier, n) in TIER_LABELS.iter().zip(counts) {
+        m.volumes.with_label_values(&[policy, tier]).set(n);
     }
     let mut held = [0i64; HoldReason::LABELS.len()];
     for h in &d.plan.holds {

@@ -12,7 +12,7 @@ use couchestor_common::migration::VolumeMigration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info, warn};
@@ -291,16 +291,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ctx.clone(),
         )
         .for_each(|r| async move {
-            if let Err(e) = r {
-                warn!(error = %e, "migration loop");
+            match r {
+                // A requeue of a migration deleted since: nothing left to do.
+                Err(controller::Error::ObjectNotFound(gone)) => {
+                    tracing::debug!(migration = %gone.name, "migration gone")
+                }
+                Err(e) => warn!(error = %e, "migration loop"),
+                Ok(_) => {}
             }
         });
+    let metrics = ctx.metrics.clone();
     let policies = policy_controller
         .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                warn!(error = %e, "reconcile loop");
+        .for_each(move |r| {
+            match r {
+                // A requeue of a policy that has left the store: deleted, or its labels no
+                // longer match --policy-selector. Its series go with it.
+                Err(controller::Error::ObjectNotFound(gone)) => {
+                    let series = metrics.forget_policy(&gone.name);
+                    info!(policy = %gone.name, series, "policy deleted or no longer selected; its metrics removed");
+                }
+                Err(e) => warn!(error = %e, "reconcile loop"),
+                Ok(_) => {}
             }
+            futures::future::ready(())
         });
     let controller = futures::future::join(mover, policies);
     tokio::select! {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{
     Controller, Env, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
     assert_removals_safe, caught_rebuilding, cold_two_replica_volume, create_policy, event_note,
-    eventually, migration, migrations, only_unsynced_removed, phase, policy,
+    eventually, metrics, migration, migrations, only_unsynced_removed, phase, policy,
     second_replica_rebuilding,
 };
 use couchestor_common::StoragePolicy;
@@ -119,6 +119,27 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
         Option::is_none,
     )
     .await;
+    // Its series go with it (at its next requeue), so a deleted policy neither alerts nor
+    // counts in sums; the controller's own series stay.
+    let series = "storage_operator_volumes{policy=\"cancel-policy\",tier=\"hot\"}";
+    assert!(metrics(&env, &ctl).await.contains(series));
+    let after = eventually(
+        "the deleted policy's series to be removed",
+        30,
+        || metrics(&env, &ctl),
+        |m| !m.contains("policy=\"cancel-policy\""),
+    )
+    .await;
+    assert!(
+        after.contains("storage_operator_active_migrations"),
+        "{after}"
+    );
+    assert!(
+        ctl.log_text()
+            .contains("policy deleted or no longer selected; its metrics removed"),
+        "{}",
+        ctl.log_text()
+    );
     // The test cluster runs no garbage collector, so the migration stays: cancelled, finished,
     // its finalizer gone (a real cluster's GC then deletes it with its owner).
     let vm = eventually(
@@ -157,6 +178,8 @@ async fn deleting_the_policy_mid_rebuild_cancels_its_migration() {
     )
     .await;
     assert_cancelled(&env, &id, &ctl, "cancel-policy", &name).await;
+    // Recreated, it is counted again.
+    assert!(metrics(&env, &ctl).await.contains(series));
     assert!(
         ctl.log_text()
             .contains("the owning StoragePolicy is gone; cancelling the migration"),

@@ -197,6 +197,15 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
                "spec": {"migrationTimeout": "10m"}}),
     )
     .await;
+    // The controller has let go of it once its series are gone (they go at the policy's
+    // next requeue); from then on a controller still acting on it would have retried.
+    eventually(
+        "the paused policy's series to be removed",
+        30,
+        || metrics(&env, &c),
+        |m| sample(m, held).is_none(),
+    )
+    .await;
     let text = explain(&env, &pv, prom.url());
     assert!(text.contains("decision: MOVE "), "{text}");
     let capped = ["--migration-timeout-minutes", "1"];
@@ -214,6 +223,7 @@ async fn a_move_not_done_within_the_timeout_aborts_and_keeps_the_data() {
         ),
         "{text}"
     );
+    tokio::time::sleep(Duration::from_secs(6)).await; // more than one reconcile interval
     assert_eq!(migrations(&env, "fault-timeout").await.len(), 1);
     // Back in the controller's hands, with more time per copy: the move is tried again, with
     // it.
