@@ -11,7 +11,7 @@ use couchestor_common::history::HeatHistory;
 use couchestor_testsupport::{OpenMetrics, TestPrometheus, prometheus};
 
 use super::policy::{self, PolicyConfig};
-use super::rate::SampleHistory;
+use super::rate::{Prometheus, SampleHistory};
 use super::workload::{Workload, WorkloadParams};
 use crate::eyes::{Eyes, heat_of, sustained_of};
 
@@ -36,7 +36,7 @@ fn record(w: &mut Workload, hours: i64, end: i64) -> (SampleHistory, HeatHistory
     let names: Vec<String> = (0..n).map(name).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let window = PolicyConfig::default().window_secs;
-    let mut history = SampleHistory::new(n, step as u64, window).unwrap();
+    let mut history = SampleHistory::new(n, step as u64, window, Prometheus::V2).unwrap();
     let mut hourly = HeatHistory::new();
     let mut ops = vec![(0.0_f64, 0.0_f64); n];
     let mut om = OpenMetrics::new();

@@ -45,6 +45,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::mover::launch;
 use engine::MayastorConfig;
 use policy::{PolicyConfig, WatermarkGauge};
+use rate::Prometheus;
 use report::Report;
 use sim::{Backend, PolicyKind, SimConfig};
 use workload::{Observe, WorkloadParams};
@@ -156,10 +157,16 @@ pub struct SimulateArgs {
     /// Mean IOPS per volume; the Zipf intensities sum to this times the volume count.
     #[arg(long, default_value_t = 100.0)]
     iops_per_volume: f64,
-    /// Seconds between two samples (as Prometheus would scrape), 1 to 300: the default heat
-    /// expression's rate() over [5m] needs two scrapes inside its window.
+    /// Seconds between two samples (as Prometheus would scrape), 1 to 300 (299 with
+    /// --prometheus 3): the default heat expression's rate() over [5m] needs two scrapes
+    /// inside its window.
     #[arg(long, default_value_t = 60)]
     sample_secs: u64,
+    /// Whose rate() the policies see: Prometheus 2 takes the scrapes in [t-5m, t] (five
+    /// intervals at 60 s; the suite's Prometheus, matched by a test), Prometheus 3 those in
+    /// (t-5m, t] (four).
+    #[arg(long, value_enum, default_value = "2")]
+    prometheus: Prometheus,
     /// Seconds between two planning cycles.
     #[arg(long, default_value_t = 300)]
     cycle_secs: u64,
@@ -202,7 +209,7 @@ impl SimulateArgs {
     fn config(&self) -> anyhow::Result<SimConfig> {
         anyhow::ensure!(self.volumes > 0, "--volumes must be positive");
         anyhow::ensure!(self.days > 0.0, "--days must be positive");
-        rate::intervals(self.sample_secs)?;
+        rate::intervals(self.sample_secs, self.prometheus)?;
         anyhow::ensure!(
             self.fast_tier_percent > 0.0 && self.fast_tier_percent <= 100.0,
             "--fast-tier-percent must be in (0, 100]"
@@ -247,6 +254,7 @@ impl SimulateArgs {
             backend: self.backend,
             mayastor,
             observe: self.observe,
+            prometheus: self.prometheus,
         })
     }
 

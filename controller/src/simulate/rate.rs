@@ -13,19 +13,50 @@ use couchestor_common::history::HeatHistory;
 /// The `rate()` window of the default heat expression (`DEFAULT_HEAT_QUERY`), seconds.
 pub const RATE_WINDOW_SECS: u64 = 300;
 
+/// Whose range-selector semantics `rate()` follows: which scrapes at the window's edge
+/// belong to `[5m]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Prometheus {
+    /// Prometheus 2: the scrapes in `[t − 5m, t]`, both ends included (the suite's
+    /// Prometheus, which `fidelity.rs` matches exactly).
+    #[default]
+    #[value(name = "2")]
+    #[serde(rename = "2")]
+    V2,
+    /// Prometheus 3: the scrapes in `(t − 5m, t]`, the start left out.
+    #[value(name = "3")]
+    #[serde(rename = "3")]
+    V3,
+}
+
 /// Scrape intervals a `rate()` over [`RATE_WINDOW_SECS`] spans at one scrape every
-/// `sample_secs`. Prometheus 2 (the suite's, and what `fidelity.rs` matches exactly) selects
-/// the scrapes in `[t − 5m, t]`, both ends included: six at 60 s, five intervals between
-/// them. (Prometheus 3 leaves the start out, so it averages one interval fewer when the
-/// scrape interval divides 5 minutes.) An error when the window cannot hold two scrapes, so
-/// that `rate()` would have no value at all.
-pub fn intervals(sample_secs: u64) -> anyhow::Result<usize> {
+/// `sample_secs`. Prometheus 2 selects the scrapes in `[t − 5m, t]`: six at 60 s, five
+/// intervals between them. Prometheus 3 leaves the start out, so it averages one interval
+/// fewer when the scrape interval divides 5 minutes (four at 60 s), and the same number
+/// otherwise. An error when the window cannot hold two scrapes, so that `rate()` would have
+/// no value at all.
+pub fn intervals(sample_secs: u64, prometheus: Prometheus) -> anyhow::Result<usize> {
+    let (max, spans) = match prometheus {
+        Prometheus::V2 => (RATE_WINDOW_SECS, RATE_WINDOW_SECS),
+        Prometheus::V3 => (RATE_WINDOW_SECS - 1, RATE_WINDOW_SECS - 1),
+    };
     anyhow::ensure!(
-        (1..=RATE_WINDOW_SECS).contains(&sample_secs),
-        "--sample-secs must be 1 to {RATE_WINDOW_SECS}: the default heat expression's rate() \
-         over [5m] needs two scrapes inside its window"
+        (1..=max).contains(&sample_secs),
+        "--sample-secs must be 1 to {max} with --prometheus {}: the default heat \
+         expression's rate() over [5m] needs two scrapes inside its window",
+        prometheus.version()
     );
-    Ok((RATE_WINDOW_SECS / sample_secs) as usize)
+    Ok((spans / sample_secs) as usize)
+}
+
+impl Prometheus {
+    /// The major version, as the `--prometheus` flag takes it.
+    pub fn version(self) -> u8 {
+        match self {
+            Prometheus::V2 => 2,
+            Prometheus::V3 => 3,
+        }
+    }
 }
 
 /// Per volume, the IOPS of the last few scrape intervals, turned into the value `rate()`
@@ -78,11 +109,17 @@ pub struct SampleHistory {
 
 impl SampleHistory {
     /// A history of `volumes` volumes scraped every `sample_secs`, keeping at least
-    /// `window_secs` of samples. Fails on a scrape interval `rate()` has no value for.
-    pub fn new(volumes: usize, sample_secs: u64, window_secs: u64) -> anyhow::Result<Self> {
+    /// `window_secs` of samples, as `prometheus` shows them. Fails on a scrape interval
+    /// `rate()` has no value for.
+    pub fn new(
+        volumes: usize,
+        sample_secs: u64,
+        window_secs: u64,
+        prometheus: Prometheus,
+    ) -> anyhow::Result<Self> {
         let keep = (window_secs / sample_secs.max(1)) as usize + 2;
         Ok(SampleHistory {
-            rates: RateView::new(volumes, intervals(sample_secs)?),
+            rates: RateView::new(volumes, intervals(sample_secs, prometheus)?),
             samples: vec![Vec::with_capacity(2 * keep); volumes],
             keep,
         })
@@ -129,17 +166,33 @@ mod tests {
 
     #[test]
     fn a_rate_spans_the_intervals_between_the_scrapes_in_its_window() {
-        // [t − 300 s, t] holds the scrapes at t − 300, …, t: five intervals at 60 s.
-        assert_eq!(intervals(60).unwrap(), 5);
-        assert_eq!(intervals(30).unwrap(), 10);
-        // At 90 s the scrapes at t − 270, …, t span three intervals (Prometheus
+        let v2 = |s| intervals(s, Prometheus::V2);
+        let v3 = |s| intervals(s, Prometheus::V3);
+        // [t − 300 s, t] holds the scrapes at t − 300, …, t: five intervals at 60 s;
+        // (t − 300 s, t] leaves out the one at t − 300.
+        assert_eq!(v2(60).unwrap(), 5);
+        assert_eq!(v3(60).unwrap(), 4);
+        assert_eq!(v2(30).unwrap(), 10);
+        assert_eq!(v3(30).unwrap(), 9);
+        // At 90 s the scrapes at t − 270, …, t span three intervals in both (Prometheus
         // extrapolates the increase to the window's start, which leaves the mean as is).
-        assert_eq!(intervals(90).unwrap(), 3);
-        assert_eq!(intervals(300).unwrap(), 1);
+        assert_eq!(v2(90).unwrap(), 3);
+        assert_eq!(v3(90).unwrap(), 3);
+        assert_eq!(v2(300).unwrap(), 1);
+        assert_eq!(v3(299).unwrap(), 1);
         for bad in [0, 301] {
-            let err = intervals(bad).unwrap_err().to_string();
-            assert!(err.contains("--sample-secs must be 1 to 300"), "{err}");
+            let err = v2(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("--sample-secs must be 1 to 300 with --prometheus 2"),
+                "{err}"
+            );
         }
+        // Prometheus 3 sees a single scrape in (t − 300 s, t] at 300 s: no rate at all.
+        let err = v3(300).unwrap_err().to_string();
+        assert!(
+            err.contains("--sample-secs must be 1 to 299 with --prometheus 3"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::cluster::GIB;
 use super::engine::EngineStats;
 use super::policy::Watermarks;
+use super::rate::Prometheus;
 use super::score::Bounds;
 use super::sim::{Outcome, SimConfig};
 use super::workload::Observe;
@@ -156,6 +157,8 @@ pub struct Report {
     pub headroom_percent: u8,
     /// What the heat scores were computed from (`observed` unless an analysis view was asked).
     pub observe: Observe,
+    /// Whose `rate()` range semantics the policies saw the samples through (`"2"` or `"3"`).
+    pub prometheus: Prometheus,
     /// Calibrated watermarks.
     pub watermarks: Option<Watermarks>,
     /// The metrics of the policy under test.
@@ -192,6 +195,7 @@ impl Report {
             total_footprint_gib: primary.total_footprint as f64 / GIB as f64,
             headroom_percent: cfg.policy.headroom_percent,
             observe: cfg.observe,
+            prometheus: cfg.prometheus,
             watermarks: primary.watermarks,
             metrics: Metrics::new(primary, cfg, primary.bounds),
             baseline: baseline.map(|b| Metrics::new(b, cfg, primary.bounds)),
@@ -224,6 +228,10 @@ impl Report {
             self.fast_capacity_gib,
             self.total_footprint_gib,
             self.headroom_percent
+        ));
+        line(format!(
+            "heat seen through rate(...[5m]) as Prometheus {} computes it",
+            self.prometheus.version()
         ));
         if let Some(view) = self.observe.analysis_note() {
             line(format!(

@@ -11,7 +11,7 @@ use super::baseline::baseline;
 use super::cluster::{Cluster, GIB, MoveStats, PING_PONG_WINDOW_SECS, SimVolume};
 use super::engine::{Engine, EngineStats, MayastorConfig};
 use super::policy::{self, PolicyConfig, WatermarkGauge, Watermarks};
-use super::rate::SampleHistory;
+use super::rate::{Prometheus, SampleHistory};
 use super::score::{Bounds, Hour, Score, Scorer};
 use super::workload::{Observe, Workload, WorkloadParams};
 use couchestor_common::history::HeatHistory;
@@ -78,6 +78,8 @@ pub struct SimConfig {
     pub mayastor: MayastorConfig,
     /// What both policies' heat is computed from.
     pub observe: Observe,
+    /// Whose `rate()` range semantics the policies see.
+    pub prometheus: Prometheus,
 }
 
 /// What one run produced.
@@ -194,7 +196,12 @@ pub fn simulate(
     let mut hourly = HeatHistory::new();
     let names: Vec<String> = cluster.volumes.iter().map(|v| v.name.clone()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut history = SampleHistory::new(footprints.len(), sample_secs, cfg.policy.window_secs)?;
+    let mut history = SampleHistory::new(
+        footprints.len(),
+        sample_secs,
+        cfg.policy.window_secs,
+        cfg.prometheus,
+    )?;
     let cycle = cfg.policy.cycle_secs.max(sample_secs);
     let mut watermarks: Option<Watermarks> = None;
 

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+use super::rate::Prometheus;
 use super::report::Report;
 use super::sim::{Backend, PolicyKind, SimConfig, simulate};
 use super::workload::WorkloadParams;
@@ -48,6 +49,18 @@ fn flags_override_scenario_presets() {
             .to_string();
         assert!(err.contains("--sample-secs must be 1 to 300"), "{err}");
     }
+    let err = args(&["--sample-secs", "300", "--prometheus", "3"])
+        .config()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--sample-secs must be 1 to 299 with --prometheus 3"),
+        "{err}"
+    );
+    assert_eq!(
+        args(&["--prometheus", "3"]).config().unwrap().prometheus,
+        Prometheus::V3
+    );
     for (name, alpha, amplitude) in [("flat", 0.6, 0.5), ("diurnal", 0.9, 0.8)] {
         let cfg = args(&["--scenario", name]).config().unwrap();
         assert_eq!(
@@ -87,6 +100,7 @@ fn json_has_every_scorecard_key() {
         backend: Backend::Tier,
         mayastor: args(&[]).config().unwrap().mayastor,
         observe: Default::default(),
+        prometheus: Default::default(),
     };
     let hidden = indicatif::ProgressBar::hidden();
     let ours = simulate(&cfg, PolicyKind::Couchestor, false, &hidden).unwrap();
@@ -109,6 +123,7 @@ fn json_has_every_scorecard_key() {
         "reaction_time_minutes",
         "headroom_percent",
         "observe",
+        "prometheus",
         "watermarks",
         "baseline",
     ] {
