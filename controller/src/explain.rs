@@ -96,7 +96,7 @@ pub async fn explain_text(
             "  enabled: {}   dry-run: {}\n",
             policy.spec.enabled, policy.spec.dry_run
         ));
-        let d = match decide(&ctx, &policy, now).await {
+        let d = match decide(&ctx, &policy, now).await? {
             Ok(d) => d,
             Err(e) => {
                 out.push_str(&format!(

@@ -71,16 +71,18 @@ pub fn heat_window(policy: &StoragePolicy) -> (Duration, Duration) {
     (window, half_life)
 }
 
-/// Observes the volumes and tiers of `policy` at `now` (Unix seconds).
+/// Observes the volumes and tiers of `policy` at `now` (Unix seconds); `selector` is its
+/// parsed `volumeSelector`.
 pub async fn observe(
     ctx: &Context,
     policy: &StoragePolicy,
     layout: &TierLayout,
+    selector: Option<&Selector>,
     now: i64,
     migrating: &std::collections::HashSet<String>,
 ) -> Observation {
     let mut obs = Observation::default();
-    let pvs = matching_pvs(ctx, policy);
+    let pvs = matching_pvs(ctx, policy, selector);
 
     let backend = match (
         ctx.mayastor.list_volumes().await,
@@ -185,19 +187,16 @@ pub async fn observe(
     obs
 }
 
-/// PVs of the policy's StorageClass whose claim matches its volumeSelector, with the claim.
+/// PVs of the policy's StorageClass whose claim matches `selector` (its volumeSelector), with
+/// the claim.
 fn matching_pvs(
     ctx: &Context,
     policy: &StoragePolicy,
+    selector: Option<&Selector>,
 ) -> Vec<(
     std::sync::Arc<PersistentVolume>,
     Option<std::sync::Arc<PersistentVolumeClaim>>,
 )> {
-    let selector: Option<Selector> = policy
-        .spec
-        .volume_selector
-        .clone()
-        .and_then(|s| Selector::try_from(s).ok());
     let mut out: Vec<_> = ctx
         .pvs
         .state()
@@ -219,7 +218,7 @@ fn matching_pvs(
                 });
             (pv, claim)
         })
-        .filter(|(_, pvc)| match &selector {
+        .filter(|(_, pvc)| match selector {
             None => true,
             Some(s) => pvc.as_ref().is_some_and(|c| s.matches(c.labels())),
         })

@@ -10,6 +10,7 @@ use couchestor_common::window::Window;
 use couchestor_common::{StoragePolicy, StoragePolicyStatus, Tier};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::Selector;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -52,21 +53,40 @@ impl Decision {
     }
 }
 
-/// Observes and decides for one policy. Returns the layout error if the spec is unusable.
-pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<Decision, String> {
-    let layout = TierLayout::from_spec(&policy.spec).map_err(|e| e.to_string())?;
-    let window_open = match &policy.spec.migration_window {
-        Some(w) => Window::new(w).map_err(|e| e.to_string())?.is_open(now),
+/// Observes and decides for one policy. The inner error says why the spec is unusable (the
+/// policy goes to phase Error); the outer one is a failed API call, retried like any other.
+pub async fn decide(
+    ctx: &Context,
+    policy: &StoragePolicy,
+    now: i64,
+) -> Result<Result<Decision, String>, Error> {
+    let layout = match TierLayout::from_spec(&policy.spec) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let window_open = match policy.spec.migration_window.as_ref().map(Window::new) {
+        Some(Ok(w)) => w.is_open(now),
+        Some(Err(e)) => return Ok(Err(e.to_string())),
         None => true,
     };
-    let summary = launch::summary(ctx)
-        .await
-        .map_err(|e| format!("listing VolumeMigrations: {e}"))?;
+    let volumes = match volume_selector(policy) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    let summary = launch::summary(ctx).await?;
     let mut summary_policy = summary.per_policy;
     let migrations = summary_policy
         .remove(&policy.name_any())
         .unwrap_or_default();
-    let mut observation = observe(ctx, policy, &layout, now, &summary.migrating).await;
+    let mut observation = observe(
+        ctx,
+        policy,
+        &layout,
+        volumes.as_ref(),
+        now,
+        &summary.migrating,
+    )
+    .await;
     for w in &mut observation.volumes {
         if let Some(&abort) = summary.last_abort.get(&w.engine.name) {
             w.engine.after_abort(abort, &w.replica_tiers);
@@ -107,14 +127,26 @@ pub async fn decide(ctx: &Context, policy: &StoragePolicy, now: i64) -> Result<D
             None
         }
     };
-    Ok(Decision {
+    Ok(Ok(Decision {
         migrations,
         observation,
         plan,
         dry_run: policy.spec.dry_run || ctx.settings.dry_run,
         window_open,
         steering,
-    })
+    }))
+}
+
+/// The policy's `volumeSelector`, parsed; `None` selects every claim of the StorageClass. An
+/// invalid one is an error naming the field: read as "no selector" it would widen the policy
+/// to the whole class.
+fn volume_selector(policy: &StoragePolicy) -> Result<Option<Selector>, String> {
+    policy
+        .spec
+        .volume_selector
+        .clone()
+        .map(|s| Selector::try_from(s).map_err(|e| format!("invalid volumeSelector: {e}")))
+        .transpose()
 }
 
 /// Reconciles one StoragePolicy.
@@ -134,7 +166,7 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
     let prev_conditions = ConditionSet::from(&previous.conditions);
     let obj_ref = policy.object_ref(&());
 
-    let status = match decide(&ctx, &policy, now).await {
+    let status = match decide(&ctx, &policy, now).await? {
         Err(message) => {
             warn!(policy = %name, %message, "policy cannot be applied");
             if prev_conditions.status("Ready") != Some("False") {

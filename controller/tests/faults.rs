@@ -1,6 +1,7 @@
 //! The fault matrix: rebuild failure, a node or pool going offline mid-rebuild, API errors, an
-//! unpublished volume, no eligible node, a full target tier, and two policies contending for
-//! one volume. Every case must end without losing a replica and say why.
+//! unpublished volume, no eligible node, a full target tier, an unparsable volumeSelector,
+//! and two policies contending for one volume. Every case must end without losing a replica
+//! and say why.
 
 mod common;
 
@@ -14,6 +15,7 @@ use common::{
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{MigrationPhase, VOLUME_LABEL, VolumeMigration};
+use couchestor_common::storagepolicy::PolicyPhase;
 use couchestor_mayastor_sim::Profile;
 use couchestor_testsupport::prometheus;
 use kube::ResourceExt;
@@ -534,4 +536,71 @@ async fn a_multi_replica_move_gets_the_timeout_for_each_replica_copy() {
     assert_eq!(now_on.len(), 2, "{now_on:?}");
     assert!(now_on.iter().all(|p| p.starts_with("sata")), "{now_on:?}");
     assert_removals_safe(&env.sim_state().await, &[(id.clone(), 2)].into());
+}
+
+/// A volumeSelector the API server accepts but that does not parse (an operator in lower
+/// case) puts the policy in phase Error with a message naming the field, and moves nothing:
+/// read as "no selector" it would widen the policy to every volume of the StorageClass.
+/// Fixed, the selector applies: the claim lacks the label, so the cold volume stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsable_volume_selector_is_an_error_not_every_volume() {
+    let Some((env, _id, prom)) =
+        one_cold_volume("fault-selector", Profile::V2_10, 200.0, true).await
+    else {
+        return;
+    };
+    let _c = env.controller("c", prom.url(), &[]);
+    let expr =
+        |op: &str| json!({"matchExpressions": [{"key": "app", "operator": op, "values": ["db"]}]});
+    create_policy(
+        &env,
+        "fault-selector",
+        json!({"volumeSelector": expr("in"), "cooldownPeriod": "0s"}),
+    )
+    .await;
+    let status = |env: &Env| {
+        let api = Api::<StoragePolicy>::all(env.client.clone());
+        async move { api.get("fault-selector").await.unwrap().status }
+    };
+    let st = eventually(
+        "phase Error",
+        60,
+        || status(&env),
+        |s| {
+            s.as_ref()
+                .is_some_and(|s| s.phase == Some(PolicyPhase::Error))
+        },
+    )
+    .await
+    .unwrap();
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "False", "{ready:?}");
+    assert!(
+        ready.message.contains("invalid volumeSelector"),
+        "{ready:?}"
+    );
+    assert!(migrations(&env, "fault-selector").await.is_empty());
+
+    Api::<StoragePolicy>::all(env.client.clone())
+        .patch(
+            "fault-selector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumeSelector": expr("In")}})),
+        )
+        .await
+        .unwrap();
+    let st = eventually(
+        "phase Active",
+        60,
+        || status(&env),
+        |s| {
+            s.as_ref()
+                .is_some_and(|s| s.phase == Some(PolicyPhase::Active))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(st.watched_volumes, 0, "{st:?}");
+    tokio::time::sleep(Duration::from_secs(6)).await; // more than one reconcile interval
+    assert!(migrations(&env, "fault-selector").await.is_empty());
 }
