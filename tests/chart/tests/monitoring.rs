@@ -202,11 +202,15 @@ fn alerts_fire_on_their_series() {
                 ]
             },
             {
+                // Reconciled once an hour (--reconcile-interval-seconds 3600): the phase gauge
+                // holds, while its reconcile counter would rise once in 40 minutes.
                 "name": "policy in phase Error",
                 "interval": "1m",
                 "input_series": [
-                    s(format!("storage_operator_reconcile_total{{{ctl},policy=\"bad\",result=\"invalid\"}}"), "0+1x40"),
-                    s(format!("storage_operator_reconcile_total{{{ctl},policy=\"good\",result=\"ok\"}}"), "0+1x40")
+                    s(format!("storage_operator_policy_phase{{{ctl},policy=\"bad\",phase=\"Error\"}}"), "1x40"),
+                    s(format!("storage_operator_policy_phase{{{ctl},policy=\"bad\",phase=\"Active\"}}"), "0x40"),
+                    s(format!("storage_operator_policy_phase{{{ctl},policy=\"good\",phase=\"Error\"}}"), "0x40"),
+                    s(format!("storage_operator_policy_phase{{{ctl},policy=\"good\",phase=\"Active\"}}"), "1x40")
                 ],
                 "alert_rule_test": [
                     {"eval_time": "30m", "alertname": "CoucheStorPolicyInvalid",

@@ -93,6 +93,14 @@ fn every_combination_renders_consistent_objects() {
         }
         let agent = !combo.args.contains(&"agent.enabled=false");
         assert_eq!(kinds.contains("DaemonSet"), agent, "{}", combo.name);
+        // Without agents the controller is not told to poll any (it would report every
+        // policy AgentsReachable=False for ever), nor given their client certificate.
+        let deployment = of_kind(&objs, "Deployment")[0];
+        let pod = &deployment["spec"]["template"]["spec"];
+        let env = pod["containers"][0]["env"].as_array().unwrap();
+        let polls = env.iter().any(|e| e["name"] == "AGENT_TLS_DIR");
+        assert_eq!(polls, agent, "{}: {env:?}", combo.name);
+        assert_eq!(pod["volumes"].is_array(), agent, "{}: {pod}", combo.name);
         let generated = !combo.args.contains(&"tls.generate=false");
         assert_eq!(
             of_kind(&objs, "Secret").len(),
