@@ -24,7 +24,8 @@ pub fn status(e: &EcError) -> Status {
         | EcError::Manifest { .. }
         | EcError::SourceChanged { .. }
         | EcError::NoPeerIdentity(_) => Code::FailedPrecondition,
-        EcError::Integrity(_) => Code::DataLoss,
+        EcError::Integrity(_) | EcError::RebuiltBlockMismatch { .. } => Code::DataLoss,
+        EcError::CommitFailed { cause, .. } => status(cause).code(),
         EcError::Unreachable { .. } => Code::Unavailable,
         EcError::Remote { code, .. } => *code,
         EcError::Io { source, .. } => match source.kind() {

@@ -170,6 +170,16 @@ where
     Response::new(Box::pin(ReceiverStream::new(rx)))
 }
 
+/// An optional archive id from a request: `None` when empty, else a valid id.
+fn optional_id(text: String) -> Result<Option<String>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    erasure::check_archive_id(&text)
+        .map_err(|e| Status::invalid_argument(format!("archive_id {text:?}: {e}")))?;
+    Ok(Some(text))
+}
+
 fn nonzero(value: u32, default: usize) -> usize {
     if value == 0 { default } else { value as usize }
 }
@@ -231,7 +241,7 @@ impl ColdTier for ColdTierService {
         let target = path_arg("target_path", &req.target_path)?;
         let locations = self.locations(&req.shard_locations)?;
         let peers = self.peers.clone();
-        let id = (!req.archive_id.is_empty()).then_some(req.archive_id);
+        let id = optional_id(req.archive_id)?;
         Ok(run(
             "Restore",
             |p| proto::RestoreEvent {
@@ -263,10 +273,16 @@ impl ColdTier for ColdTierService {
     ) -> Result<Response<Self::VerifyStream>, Status> {
         let req = request.into_inner();
         let locations = self.locations(&req.shard_locations)?;
-        let id = (!req.archive_id.is_empty()).then_some(req.archive_id);
+        let id = optional_id(req.archive_id)?;
+        // A repair writes: it takes the archive's lock, so it needs the id up front.
         let guard = match (&id, req.repair) {
             (Some(id), true) => Some(self.lock(id)?),
-            _ => None,
+            (None, true) => {
+                return Err(Status::invalid_argument(
+                    "archive_id is empty: a repairing Verify needs the archive id",
+                ));
+            }
+            (_, false) => None,
         };
         let peers = self.peers.clone();
         Ok(run(
@@ -418,3 +434,6 @@ fn reader_status(reader: &ArchiveReader) -> proto::ArchiveStatus {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests;

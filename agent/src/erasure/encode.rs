@@ -4,7 +4,10 @@
 //! untouched); (2) every directory gets a manifest in state `writing`; (3) the shard files are
 //! renamed into place; (4) every directory gets its manifest in state `complete`. Each manifest
 //! is replaced atomically (tmp, fsync, rename, fsync dir). A crash leaves at least one
-//! directory without a complete manifest, hence no complete archive; a failure cleans up.
+//! directory without a complete manifest, hence no complete archive. A failure in phase 1
+//! removes the staged files; one in phases 2–4 is handled by [`commit`]: the previous archive
+//! is put back (minus any shard already replaced, which the error names) or the archive reads
+//! as incomplete.
 
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};
@@ -27,6 +30,7 @@ use super::{
     check_archive_id, check_params, stripe_count,
 };
 
+mod commit;
 mod pipeline;
 
 /// Parameters of [`encode`].
@@ -118,13 +122,12 @@ pub fn encode_at(
     check_locations(locations, peers.as_deref())?;
     let id = archive_id(source, params.archive_id.as_deref())?;
     let size = source_size(source)?;
-    refuse_existing(locations, &id, params.force, peers.as_deref())?;
+    let old = refuse_existing(locations, &id, params.force, peers.as_deref())?;
 
     let mut cleanup = Cleanup {
         locations: locations.to_vec(),
         id: id.clone(),
         created: Vec::new(),
-        committing: false,
         peers: peers.clone(),
     };
     let mut targets = Vec::with_capacity(k + m);
@@ -185,20 +188,14 @@ pub fn encode_at(
         source_sha256: sha,
         block_crc32c: crcs,
     };
-    cleanup.committing = true;
-    let peers = peers.as_deref();
-    // Phase 2: mark every location as committing (this also retires an older archive).
-    for (index, loc) in locations.iter().enumerate() {
-        place::write_manifest(loc, &manifest.for_shard(index, State::Writing), peers)?;
-    }
-    // Phase 3: shard files into place.
-    for (index, loc) in locations.iter().enumerate() {
-        place::commit_shard(loc, &id, index, peers)?;
-    }
-    // Phase 4: complete manifests.
-    for (index, loc) in locations.iter().enumerate() {
-        place::write_manifest(loc, &manifest.for_shard(index, State::Complete), peers)?;
-    }
+    let commit = commit::Commit {
+        locations,
+        id: &id,
+        peers: peers.as_deref(),
+        old,
+    };
+    // On failure, `cleanup` still removes the staged copies the commit left.
+    commit.run(&manifest)?;
     cleanup.disarm();
     Ok(Encoded {
         manifest,
@@ -260,40 +257,43 @@ fn source_size(source: &Path) -> Result<u64, EcError> {
     Ok(size)
 }
 
-/// Fails if a complete archive `id` is present (and no location shows an interrupted
-/// commit), unless `force`.
+/// Fails if a complete archive `id` is present, unless `force`. A complete copy written by
+/// the same encode as a `writing` copy (an interrupted commit of one encode) does not count.
+/// Returns the parseable manifest copy at each location, as text.
 fn refuse_existing(
     locations: &[Location],
     id: &str,
     force: bool,
     peers: Option<&Peers>,
-) -> Result<(), EcError> {
-    let mut complete = None;
+) -> Result<Vec<Option<String>>, EcError> {
+    let mut old = Vec::with_capacity(locations.len());
+    let (mut complete, mut writing) = (Vec::new(), Vec::new());
     for loc in locations {
         let path = loc.as_path().join(id).join(MANIFEST);
-        match place::read_manifest(loc, id, peers)? {
+        let text = place::read_manifest_text(loc, id, peers)?;
+        let parsed = text.as_deref().map(Manifest::parse);
+        match parsed {
             None => {}
-            Some(Ok(m)) if m.state == State::Writing => return Ok(()),
-            Some(Ok(_)) => {
-                complete.get_or_insert_with(|| loc.as_path());
-            }
+            Some(Ok(m)) if m.state == State::Writing => writing.push(m),
+            Some(Ok(m)) => complete.push((m, loc.as_path())),
             Some(Err(error)) if !force => return Err(EcError::Manifest { path, error }),
             Some(Err(_)) => {}
         }
+        old.push(text.filter(|t| Manifest::parse(t).is_ok()));
     }
-    match complete {
-        Some(dir) if !force => Err(EcError::ArchiveExists { id: id.into(), dir }),
-        _ => Ok(()),
+    let interrupted = |m: &Manifest| writing.iter().any(|w| w.difference(m).is_none());
+    match complete.into_iter().find(|(m, _)| !interrupted(m)) {
+        Some((_, dir)) if !force => Err(EcError::ArchiveExists { id: id.into(), dir }),
+        _ => Ok(old),
     }
 }
 
-/// Removes what a failed encode left: tmp (staged) files, and once committing, the new
-/// manifests and shard files; directories it created, if empty.
+/// Removes what a failed encode left: tmp (staged) files; directories it created, if empty.
+/// (What a failed commit changed is undone by [`commit::Commit`] first.)
 struct Cleanup {
     locations: Vec<Location>,
     id: String,
     created: Vec<PathBuf>,
-    committing: bool,
     peers: Option<Arc<Peers>>,
 }
 
@@ -307,7 +307,7 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for (index, loc) in self.locations.iter().enumerate() {
-            place::discard(loc, &self.id, index, self.committing, self.peers.as_deref());
+            place::discard(loc, &self.id, index, false, self.peers.as_deref());
         }
         for adir in &self.created {
             if let Err(e) = fs::remove_dir(adir) {

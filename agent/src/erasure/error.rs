@@ -99,6 +99,32 @@ pub enum EcError {
         /// A directory holding an incomplete manifest.
         dir: PathBuf,
     },
+    /// An encode failed while committing; `outcome` says what state the archive was left in
+    /// (the previous archive put back, shards of it lost, or incomplete until a re-run).
+    #[error("encode of archive {id:?} failed while committing: {cause}; {outcome}")]
+    CommitFailed {
+        /// Archive id.
+        id: String,
+        /// The failure.
+        cause: Box<EcError>,
+        /// What became of the archive.
+        outcome: String,
+    },
+    /// A block rebuilt from the other blocks of its stripe does not match the checksum the
+    /// manifest records for it: some block used is silently corrupt. It is not used.
+    #[error(
+        "archive {id:?}: block {block} of shard {shard}, rebuilt from the other shards, does \
+         not match its CRC-32C in the manifest (another shard is silently corrupt); it was \
+         not used"
+    )]
+    RebuiltBlockMismatch {
+        /// Archive id.
+        id: String,
+        /// Shard index.
+        shard: usize,
+        /// Block (stripe) number.
+        block: u64,
+    },
     /// A restore target exists.
     #[error("{0} exists (pass --force to overwrite it)")]
     TargetExists(PathBuf),

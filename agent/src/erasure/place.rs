@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::path::Path;
 
 use super::EcError;
 use super::fsutil::{
@@ -28,28 +29,32 @@ pub(crate) fn read_manifest(
     id: &str,
     peers: Option<&Peers>,
 ) -> Result<Option<Result<Manifest, ManifestError>>, EcError> {
-    let text = match loc {
+    Ok(read_manifest_text(loc, id, peers)?.map(|text| Manifest::parse(&text)))
+}
+
+/// The text of the manifest copy of `id` at `loc`, or `None` when there is none.
+pub(crate) fn read_manifest_text(
+    loc: &Location,
+    id: &str,
+    peers: Option<&Peers>,
+) -> Result<Option<String>, EcError> {
+    match loc {
         Location::Dir(dir) => {
             let path = archive_dir(dir, id).join(MANIFEST);
             match fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(EcError::io("read", &path, dir, e)),
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(EcError::io("read", &path, dir, e)),
             }
         }
         Location::Agent(store) => {
             let peers = peers_for(loc, peers)?;
             let mut client = peers.client(store)?;
-            match peers
+            peers
                 .block_on(client.get_manifest(id))
-                .map_err(|e| client_error(store, e))?
-            {
-                Some(text) => text,
-                None => return Ok(None),
-            }
+                .map_err(|e| client_error(store, e))
         }
-    };
-    Ok(Some(Manifest::parse(&text)))
+    }
 }
 
 /// Replaces the manifest copy of `manifest.archive_id` at `loc` atomically.
@@ -58,20 +63,47 @@ pub(crate) fn write_manifest(
     manifest: &Manifest,
     peers: Option<&Peers>,
 ) -> Result<(), EcError> {
-    let id = &manifest.archive_id;
+    put_manifest_text(loc, &manifest.archive_id, &manifest.to_json(), peers)
+}
+
+/// Replaces the manifest copy of `id` at `loc` atomically with `text` (a copy read
+/// before: a store checks it again).
+pub(crate) fn put_manifest_text(
+    loc: &Location,
+    id: &str,
+    text: &str,
+    peers: Option<&Peers>,
+) -> Result<(), EcError> {
     match loc {
-        Location::Dir(dir) => write_atomic(
-            &archive_dir(dir, id).join(MANIFEST),
-            manifest.to_json().as_bytes(),
-            dir,
-        ),
+        Location::Dir(dir) => {
+            write_atomic(&archive_dir(dir, id).join(MANIFEST), text.as_bytes(), dir)
+        }
         Location::Agent(store) => {
             let peers = peers_for(loc, peers)?;
             let mut client = peers.client(store)?;
             peers
-                .block_on(client.put_manifest(id, &manifest.to_json()))
+                .block_on(client.put_manifest(id, text))
                 .map_err(|e| client_error(store, e))
         }
+    }
+}
+
+/// Removes the manifest copy of `id` at `loc`, which names shard `index`. A store has no
+/// call that removes only a copy: there, shard `index` (which no other copy describes) goes
+/// with it.
+pub(crate) fn remove_manifest(
+    loc: &Location,
+    id: &str,
+    index: usize,
+    peers: Option<&Peers>,
+) -> Result<(), EcError> {
+    match loc {
+        Location::Dir(dir) => {
+            let adir = archive_dir(dir, id);
+            remove_file(&adir.join(MANIFEST), dir)?;
+            fsync_dir(&adir, dir)
+        }
+        Location::Agent(_) => remove(loc, id, index, true, peers),
     }
 }
 
@@ -83,18 +115,31 @@ pub(crate) fn commit_shard(
     index: usize,
     peers: Option<&Peers>,
 ) -> Result<(), EcError> {
+    try_commit_shard(loc, id, index, peers).map_err(|(e, _)| e)
+}
+
+/// [`commit_shard`], saying on failure whether the shard was moved into place anyway:
+/// `Some(false)` no (the local rename failed), `Some(true)` yes (the directory fsync after
+/// it failed), `None` unknown (a remote call failed).
+pub(crate) fn try_commit_shard(
+    loc: &Location,
+    id: &str,
+    index: usize,
+    peers: Option<&Peers>,
+) -> Result<(), (EcError, Option<bool>)> {
     match loc {
         Location::Dir(dir) => {
             let dat = shard_path(dir, id, index);
-            fs::rename(tmp_path(&dat), &dat).map_err(|e| EcError::io("rename", &dat, dir, e))?;
-            fsync_dir(&archive_dir(dir, id), dir)
+            fs::rename(tmp_path(&dat), &dat)
+                .map_err(|e| (EcError::io("rename", &dat, dir, e), Some(false)))?;
+            fsync_dir(&archive_dir(dir, id), dir).map_err(|e| (e, Some(true)))
         }
         Location::Agent(store) => {
-            let peers = peers_for(loc, peers)?;
-            let mut client = peers.client(store)?;
+            let peers = peers_for(loc, peers).map_err(|e| (e, Some(false)))?;
+            let mut client = peers.client(store).map_err(|e| (e, Some(false)))?;
             peers
                 .block_on(client.commit_shard(id, index as u32))
-                .map_err(|e| client_error(store, e))
+                .map_err(|e| (client_error(store, e), None))
         }
     }
 }
@@ -109,33 +154,53 @@ pub(crate) fn discard(
     committed: bool,
     peers: Option<&Peers>,
 ) {
+    if let Location::Dir(dir) = loc {
+        remove_quiet(&tmp_path(&archive_dir(dir, id).join(MANIFEST)));
+    }
+    if let Err(e) = remove(loc, id, index, committed, peers) {
+        tracing::warn!("after a failed operation, cannot clean up shard {index}: {e}");
+    }
+}
+
+/// Removes the tmp (or staged) copy of shard `index` of `id` at `loc`, and with `committed`
+/// also the shard in place and the manifest copy (in a store: if it names `index`).
+pub(crate) fn remove(
+    loc: &Location,
+    id: &str,
+    index: usize,
+    committed: bool,
+    peers: Option<&Peers>,
+) -> Result<(), EcError> {
     match loc {
         Location::Dir(dir) => {
             let adir = archive_dir(dir, id);
             let dat = shard_path(dir, id, index);
-            remove_quiet(&tmp_path(&dat));
-            remove_quiet(&tmp_path(&adir.join(MANIFEST)));
+            remove_file(&tmp_path(&dat), dir)?;
             if committed {
-                remove_quiet(&adir.join(MANIFEST));
-                remove_quiet(&dat);
+                remove_file(&adir.join(MANIFEST), dir)?;
+                remove_file(&dat, dir)?;
             }
-            if adir.is_dir()
-                && let Err(e) = fsync_dir(&adir, dir)
-            {
-                tracing::warn!("after a failed operation: {e}");
+            if adir.is_dir() {
+                fsync_dir(&adir, dir)?;
             }
+            Ok(())
         }
         Location::Agent(store) => {
-            let Some(peers) = peers else { return };
-            let removed = peers.client(store).and_then(|mut client| {
-                peers
-                    .block_on(client.remove_shard(id, index as u32, !committed))
-                    .map_err(|e| client_error(store, e))
-            });
-            if let Err(e) = removed {
-                tracing::warn!("after a failed operation, cannot clean up shard {index}: {e}");
-            }
+            let peers = peers_for(loc, peers)?;
+            let mut client = peers.client(store)?;
+            peers
+                .block_on(client.remove_shard(id, index as u32, !committed))
+                .map_err(|e| client_error(store, e))
         }
+    }
+}
+
+/// Removes a file; one already gone is fine.
+fn remove_file(path: &Path, dir: &Path) -> Result<(), EcError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EcError::io("remove", path, dir, e)),
     }
 }
 

@@ -284,7 +284,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Rebuilds the bad needed blocks of a stripe (in [`Mode::Rebuild`]).
+    /// Rebuilds the bad needed blocks of a stripe (in [`Mode::Rebuild`]) and checks each
+    /// against its CRC-32C in the manifest ([`EcError::RebuiltBlockMismatch`] if one differs).
     fn finish(&mut self, stripe: u64, p: Pending) -> Result<Stripe, EcError> {
         let mut buf = p.buf.expect("stripe buffer");
         let bad: Vec<usize> = p
@@ -308,6 +309,17 @@ impl Run<'_> {
             self.reader
                 .codec
                 .reconstruct(&mut buf, m.block_size, &present, data_only)?;
+            // A rebuilt block must match its recorded checksum before anyone sees it.
+            for &i in &bad {
+                let crc = crc32c::crc32c(&buf[i * m.block_size..][..m.block_size]);
+                if crc != m.block_crc32c[i][stripe as usize] {
+                    return Err(EcError::RebuiltBlockMismatch {
+                        id: m.archive_id.clone(),
+                        shard: i,
+                        block: stripe,
+                    });
+                }
+            }
         }
         let rebuilt = if self.mode == Mode::Rebuild {
             bad

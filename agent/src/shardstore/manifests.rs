@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tonic::Status;
 
-use super::service::{check_target, fsync_dir, internal};
+use super::service::{check_target, fsync_dir, hash_file, internal, read_checksum};
 use super::{checksum_file, shard_file, staged_file};
 use crate::erasure::{Manifest, State, check_archive_id};
 
@@ -104,27 +104,64 @@ pub fn get(root: &Path, id: &str) -> Result<String, Status> {
     }
 }
 
-/// Renames the staged shard (and its checksum file) into place and fsyncs the directory.
+/// Moves the staged shard and its checksum file into place as a pair, each step made
+/// durable (directory fsync) before the next: remove the old checksum file, rename the data,
+/// rename the checksum file. A crash leaves the old pair, or a shard without a checksum file
+/// (reported by `VerifyShards`; a retried commit finishes it) — never a checksum beside data
+/// it does not describe. A staged shard without its checksum file (a put that did not
+/// finish) is refused.
 pub fn commit(root: &Path, id: &str, index: u32) -> Result<(), Status> {
     check_target(id, index)?;
-    let (staged, shard) = (staged_file(root, id, index), shard_file(root, id, index));
-    if let Err(e) = fs::rename(&staged, &shard) {
-        return Err(if e.kind() == io::ErrorKind::NotFound {
-            Status::failed_precondition(format!(
-                "shard {index} of {id:?} has no staged copy to commit"
-            ))
-        } else {
-            internal("rename", &staged, e)
-        });
-    }
-    let (staged_sum, sum) = (checksum_file(&staged), checksum_file(&shard));
-    match fs::rename(&staged_sum, &sum) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(internal("rename", &staged_sum, e)),
-    }
     let dir = root.join(id);
-    fsync_dir(&dir).map_err(|e| internal("fsync", &dir, e))
+    let (staged, shard) = (staged_file(root, id, index), shard_file(root, id, index));
+    let (staged_sum, sum) = (checksum_file(&staged), checksum_file(&shard));
+    let fsync = || fsync_dir(&dir).map_err(|e| internal("fsync", &dir, e));
+    let rename = |from: &Path, to: &Path| {
+        fs::rename(from, to).map_err(|e| internal("rename", from, e))?;
+        fsync()
+    };
+    match (exists(&staged)?, exists(&staged_sum)?) {
+        (true, true) => {}
+        (true, false) => {
+            return Err(Status::failed_precondition(format!(
+                "the staged shard {index} of {id:?} has no checksum file (its put did not \
+                 finish): put it again"
+            )));
+        }
+        (false, true) if exists(&shard)? && !exists(&sum)? => {
+            // An interrupted commit: the data was moved, its checksum file was not.
+            let recorded = read_checksum(&staged).map_err(|e| internal("read", &staged_sum, e))?;
+            let actual = hash_file(&shard).map_err(|e| internal("read", &shard, e))?;
+            if actual != recorded {
+                return Err(Status::failed_precondition(format!(
+                    "shard {index} of {id:?} does not match the checksum staged for it: put it \
+                     again"
+                )));
+            }
+            return rename(&staged_sum, &sum);
+        }
+        (false, _) => {
+            return Err(Status::failed_precondition(format!(
+                "shard {index} of {id:?} has no staged copy to commit"
+            )));
+        }
+    }
+    match fs::remove_file(&sum) {
+        Ok(()) => fsync()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(internal("remove", &sum, e)),
+    }
+    rename(&staged, &shard)?;
+    rename(&staged_sum, &sum)
+}
+
+/// Whether `path` exists (an error other than "not found" is one).
+fn exists(path: &Path) -> Result<bool, Status> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(internal("stat", path, e)),
+    }
 }
 
 /// Removes shard `index` of `id` (only the staged copy with `staged_only`), the manifest
@@ -174,3 +211,6 @@ pub fn list(root: &Path) -> Result<Vec<String>, Status> {
     ids.sort();
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests;

@@ -122,7 +122,7 @@ pub(super) fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> St
 }
 
 /// The recorded checksum of a stored shard: (SHA-256 hex, length).
-fn read_checksum(shard: &Path) -> io::Result<(String, u64)> {
+pub(super) fn read_checksum(shard: &Path) -> io::Result<(String, u64)> {
     let text = fs::read_to_string(checksum_file(shard))?;
     let mut parts = text.split_whitespace();
     let sha = parts.next().filter(|s| is_sha256_hex(s));
@@ -137,7 +137,7 @@ fn read_checksum(shard: &Path) -> io::Result<(String, u64)> {
 }
 
 /// SHA-256 and length of a file's content.
-fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+pub(super) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; MAX_CHUNK_BYTES];
