@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use couchestor_common::heat::{Heat, decayed_iops};
+use couchestor_common::heat::{Heat, Sample, decayed_iops};
 use couchestor_common::history::HeatHistory;
 use couchestor_common::matrix::{self, AnswerError};
 use couchestor_common::storagepolicy::MAX_SUSTAINED_WINDOW_SECS;
@@ -137,6 +137,14 @@ impl Eyes {
     /// Seconds spent in answered queries so far (request sent to answer parsed).
     pub fn query_seconds(&self) -> f64 {
         self.query_micros.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+    }
+
+    /// How old a volume's newest point in an answer over `window` may be before its series
+    /// counts as stopped: two query steps (a `rate()` keeps answering for its 5 minute range
+    /// after the last scrape, so a gap this long means the exporter stopped well before) plus
+    /// the cache TTL the answer may have aged.
+    pub fn stale_after(&self, window: Duration) -> Duration {
+        2 * step_for(window, MAX_POINTS, self.config.step) + self.config.cache_ttl
     }
 
     /// Number of series (volumes) in the last answer.
@@ -266,16 +274,43 @@ impl Eyes {
     }
 }
 
-/// Burst-resistant (median) heat of one PV from a query answer, if it has samples.
-pub fn sustained_of(series: &Series, pv: &str, now: i64, window: Duration) -> Option<f64> {
-    series
-        .get(pv)
+/// The samples of one PV from a query answer, unless its series has stopped: a newest sample
+/// more than `stale_after` before `now` means the exporter (or the node) went away, and the
+/// heat of its last active minutes is not the volume's heat now. Unknown, never cold.
+fn current<'a>(
+    series: &'a Series,
+    pv: &str,
+    now: i64,
+    stale_after: Duration,
+) -> Option<&'a [Sample]> {
+    let samples = series.get(pv)?;
+    let newest = samples.iter().map(|s| s.at).max()?;
+    (newest >= now - stale_after.as_secs() as i64).then_some(samples.as_slice())
+}
+
+/// Burst-resistant (median) heat of one PV from a query answer, if it has current samples.
+pub fn sustained_of(
+    series: &Series,
+    pv: &str,
+    now: i64,
+    window: Duration,
+    stale_after: Duration,
+) -> Option<f64> {
+    current(series, pv, now, stale_after)
         .and_then(|s| couchestor_common::heat::sustained_iops(s, now, window.as_secs()))
 }
 
-/// Heat of one PV from a query answer; `Unknown` when the PV has no series.
-pub fn heat_of(series: &Series, pv: &str, now: i64, window: Duration, half_life: Duration) -> Heat {
-    series.get(pv).map_or(Heat::Unknown, |s| {
+/// Heat of one PV from a query answer; `Unknown` when the PV has no series or its series has
+/// stopped (newest sample more than `stale_after` old).
+pub fn heat_of(
+    series: &Series,
+    pv: &str,
+    now: i64,
+    window: Duration,
+    half_life: Duration,
+    stale_after: Duration,
+) -> Heat {
+    current(series, pv, now, stale_after).map_or(Heat::Unknown, |s| {
         decayed_iops(s, now, window.as_secs(), half_life.as_secs())
     })
 }
@@ -355,14 +390,14 @@ mod tests {
         let s = e.series(window, end).await.unwrap();
         assert_eq!(e.requests(), 1);
         let hl = Duration::from_secs(900);
-        let restarted = heat_of(&s, "pvc-restarted", end, window, hl).iops();
+        let restarted = heat_of(&s, "pvc-restarted", end, window, hl, e.stale_after(window)).iops();
         assert!(
             restarted.is_some_and(|h| (h - 400.0).abs() < 1e-6 * 400.0),
             "a counter reset must not change the rate: {restarted:?}"
         );
         for (pv, r, w) in vols {
             let want = r + w.max(0.0);
-            let h = heat_of(&s, pv, end, window, hl)
+            let h = heat_of(&s, pv, end, window, hl, e.stale_after(window))
                 .iops()
                 .unwrap_or_else(|| panic!("{pv} unknown"));
             assert!(
@@ -372,7 +407,14 @@ mod tests {
         }
         // A volume Prometheus has never heard of is unknown, not cold.
         assert_eq!(
-            heat_of(&s, "pvc-not-exported", end, window, hl),
+            heat_of(
+                &s,
+                "pvc-not-exported",
+                end,
+                window,
+                hl,
+                e.stale_after(window)
+            ),
             Heat::Unknown
         );
         // Within the TTL the answer is reused: still one request.
@@ -528,6 +570,49 @@ mod tests {
             panic!("want a failed query, got {err:?}");
         };
         assert!(m.starts_with("reading the answer: "), "{err}");
+    }
+
+    #[test]
+    fn a_series_that_stopped_has_unknown_heat_not_its_last_minutes() {
+        let (now, hour, half) = (100_000, Duration::from_secs(3600), Duration::from_secs(900));
+        let stale = Duration::from_secs(2 * 60 + 30);
+        // Cold for ten minutes, then nothing for the last 50: the exporter went away.
+        let points = |until: i64| -> Vec<Sample> {
+            (0..)
+                .map(|i| now - 3600 + i * 60)
+                .take_while(|&at| at <= until)
+                .map(|at| Sample { at, iops: 1.0 })
+                .collect()
+        };
+        let series: Series = [
+            ("pv-stopped".to_string(), points(now - 3000)),
+            ("pv-current".to_string(), points(now)),
+            // Its newest point 2 min old, inside the 2.5 min limit: still current.
+            ("pv-late".to_string(), points(now - 120)),
+        ]
+        .into();
+        assert_eq!(
+            heat_of(&series, "pv-stopped", now, hour, half, stale),
+            Heat::Unknown
+        );
+        assert_eq!(sustained_of(&series, "pv-stopped", now, hour, stale), None);
+        for pv in ["pv-current", "pv-late"] {
+            assert_eq!(
+                heat_of(&series, pv, now, hour, half, stale),
+                Heat::Known(1.0)
+            );
+            assert_eq!(sustained_of(&series, pv, now, hour, stale), Some(1.0));
+        }
+        // Two steps plus the TTL: 2 x 60 s + 30 s for the test settings, and the coarser
+        // step of a long window.
+        let eyes = Eyes::for_tests("http://127.0.0.1:9");
+        assert_eq!(eyes.stale_after(hour), stale);
+        let coarse = step_for(24 * hour, MAX_POINTS, Duration::from_secs(60));
+        assert!(coarse > Duration::from_secs(60));
+        assert_eq!(
+            eyes.stale_after(24 * hour),
+            2 * coarse + Duration::from_secs(30)
+        );
     }
 
     #[test]

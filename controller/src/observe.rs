@@ -106,6 +106,7 @@ pub async fn observe(
     (obs.tiers, obs.pools_by_tier) = tier_capacities(layout, &pools);
 
     let (window, half_life) = heat_window(policy);
+    let stale_after = ctx.eyes.stale_after(window);
     let sustained_window = policy.spec.sustained_window();
     match ctx.eyes.backfill_once(sustained_window, now).await {
         Ok(true) => tracing::info!(
@@ -148,12 +149,12 @@ pub async fn observe(
             .unwrap_or_default();
         let replica_tiers = ms.map_or_else(Vec::new, |v| replica_tiers(v, &pool_tiers));
         let tier = common_tier(replica_tiers.iter().copied());
-        let heat = series
-            .as_ref()
-            .map_or(Heat::Unknown, |s| heat_of(s, &name, now, window, half_life));
+        let heat = series.as_ref().map_or(Heat::Unknown, |s| {
+            heat_of(s, &name, now, window, half_life, stale_after)
+        });
         let sustained = series
             .as_ref()
-            .and_then(|s| sustained_of(s, &name, now, window))
+            .and_then(|s| sustained_of(s, &name, now, window, stale_after))
             .map(|median| {
                 heat::sustained(
                     median,

@@ -97,11 +97,19 @@ async fn simulated_heat_is_what_the_controller_reads_from_prometheus() {
         let Heat::Known(sim) = *sim else {
             panic!("{pv}: simulate has no heat");
         };
-        let Heat::Known(read) = heat_of(&series, &pv, end, window, half_life) else {
+        let Heat::Known(read) = heat_of(
+            &series,
+            &pv,
+            end,
+            window,
+            half_life,
+            eyes.stale_after(window),
+        ) else {
             panic!("{pv}: the controller read no heat from Prometheus");
         };
         let sim_median = heat::sustained_iops(h, end, cfg.window_secs).unwrap();
-        let read_median = sustained_of(&series, &pv, end, window).unwrap();
+        let read_median =
+            sustained_of(&series, &pv, end, window, eyes.stale_after(window)).unwrap();
         // Only the counters' whole-op rounding may differ: under 1 op per scrape interval.
         for (what, read, sim) in [("heat", read, sim), ("median", read_median, sim_median)] {
             assert!(
