@@ -284,7 +284,8 @@ pub struct StoragePolicyStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Standard conditions: Ready, MetricsAvailable, BackendReachable.
+    /// Standard conditions: Ready, MetricsAvailable, BackendReachable, AgentsReachable and
+    /// MovesSupported (only Ready while the policy is in phase Error).
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -166,6 +166,7 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
     let prev_conditions = ConditionSet::from(&previous.conditions);
     let obj_ref = policy.object_ref(&());
 
+    let mut launch_error = None;
     let status = match decide(&ctx, &policy, now).await? {
         Err(message) => {
             warn!(policy = %name, %message, "policy cannot be applied");
@@ -182,10 +183,23 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
             build_status(&policy, &previous, StatusInputs::invalid(message))
         }
         Ok(d) => {
-            act(&ctx, &policy, &d).await?;
+            // A failure to start the moves still reports what was observed, and says so.
+            if let Err(e) = act(&ctx, &policy, &d).await {
+                warn!(policy = %name, error = %e, "starting the planned migrations failed");
+                if prev_conditions.reason("Ready") != Some("LaunchFailed") {
+                    let note = format!("starting the planned migrations failed: {e}");
+                    publish(&ctx, &obj_ref, EventType::Warning, "LaunchFailed", &note).await;
+                }
+                launch_error = Some(e);
+            }
             report_transitions(&ctx, &obj_ref, &prev_conditions, &d).await;
             record_metrics(&ctx, &name, &d);
-            build_status(&policy, &previous, StatusInputs::from_decision(&d))
+            let message = launch_error.as_ref().map(Error::to_string);
+            build_status(
+                &policy,
+                &previous,
+                StatusInputs::from_decision(&d).launch_failed(message),
+            )
         }
     };
     let phase = status.phase;
@@ -196,6 +210,9 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
             .set(i64::from(phase == Some(p)));
     }
     apply_status(&ctx, &name, status).await?;
+    if let Some(e) = launch_error {
+        return Err(e); // counted as result="error" and retried by error_policy
+    }
     let result = if phase == Some(PolicyPhase::Error) {
         "invalid"
     } else {
@@ -316,6 +333,11 @@ async fn report_transitions(
         ),
     ];
     for (cond, error, down, up, consequence) in checks {
+        // Mayastor did not answer the version check: support is unknown this cycle, which is
+        // no recovery from a refusal (the condition goes Unknown, and no Event).
+        if cond == "MovesSupported" && d.steering.is_none() {
+            continue;
+        }
         match (error, prev.status(cond)) {
             (Some(e), s) if s != Some("False") => {
                 let note = format!("{e}; {consequence}");

@@ -19,6 +19,14 @@ impl<'a> From<&'a Vec<Condition>> for ConditionSet<'a> {
 }
 
 impl ConditionSet<'_> {
+    /// Reason of a condition type, if present.
+    pub fn reason(&self, type_: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.reason.as_str())
+    }
+
     /// Status ("True"/"False"/"Unknown") of a condition type, if present.
     pub fn status(&self, type_: &str) -> Option<&str> {
         self.0
@@ -60,6 +68,7 @@ impl ConditionSet<'_> {
 pub struct StatusInputs<'d> {
     decision: Option<&'d Decision>,
     invalid: Option<String>,
+    launch_error: Option<String>,
 }
 
 impl<'d> StatusInputs<'d> {
@@ -68,6 +77,7 @@ impl<'d> StatusInputs<'d> {
         Self {
             decision: None,
             invalid: Some(message),
+            launch_error: None,
         }
     }
 
@@ -76,7 +86,15 @@ impl<'d> StatusInputs<'d> {
         Self {
             decision: Some(d),
             invalid: None,
+            launch_error: None,
         }
+    }
+
+    /// The decision's moves could not be started (creating their VolumeMigrations failed):
+    /// Ready is False with `LaunchFailed` and the error, the rest of the status as decided.
+    pub fn launch_failed(mut self, error: Option<String>) -> Self {
+        self.launch_error = error;
+        self
     }
 }
 
@@ -148,12 +166,20 @@ pub fn build_status(
         ),
     };
     s.conditions = vec![
-        cond(
-            "Ready",
-            true,
-            if d.dry_run { "DryRun" } else { "Reconciled" },
-            ready_msg,
-        ),
+        match &input.launch_error {
+            None => cond(
+                "Ready",
+                true,
+                if d.dry_run { "DryRun" } else { "Reconciled" },
+                ready_msg,
+            ),
+            Some(e) => cond(
+                "Ready",
+                false,
+                "LaunchFailed",
+                format!("starting the planned migrations failed: {e}; retried in 15 s"),
+            ),
+        },
         match &obs.metrics_error {
             None => cond(
                 "MetricsAvailable",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{
     Env, GIB, assert_completed, assert_consolidated_on_sata, assert_no_cordons, assert_outcomes,
-    assert_removals_safe, cold_two_replica_volume, create_policy, eventually, explain,
+    assert_removals_safe, cold_two_replica_volume, create_policy, event_note, eventually, explain,
     explain_with, metrics, migrations, now, one_cold_volume, only_unsynced_removed, phase,
     printed_row, sample, second_replica_rebuilding, series,
 };
@@ -603,4 +603,136 @@ async fn an_unparsable_volume_selector_is_an_error_not_every_volume() {
     assert_eq!(st.watched_volumes, 0, "{st:?}");
     tokio::time::sleep(Duration::from_secs(6)).await; // more than one reconcile interval
     assert!(migrations(&env, "fault-selector").await.is_empty());
+}
+
+/// The API server refusing to create VolumeMigrations (here a ValidatingAdmissionPolicy, as a
+/// quota or an admission webhook would): the policy's status is still written, with Ready
+/// False `LaunchFailed` and the server's message, a Warning Event says so once, the reconcile
+/// counts as `error`, and nothing moves. Once the API server admits them again, the move starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_the_api_server_refuses_are_reported_and_retried() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let Some((env, id, prom)) = one_cold_volume("fault-launch", Profile::V2_10, 2048.0, true).await
+    else {
+        return;
+    };
+    // Scoped to this test's policy: the API server is shared with the other tests.
+    let name = format!("deny-{}", env.ns);
+    let vap: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["storage.billyronks.io"], "apiVersions": ["*"],
+                "operations": ["CREATE"], "resources": ["volumemigrations"]}]},
+            "validations": [{"expression": "object.spec.policy != 'fault-launch'",
+                             "message": "migrations are frozen by the fault test"}]
+        }
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]}
+    }))
+    .unwrap();
+    let pp = kube::api::PostParams::default();
+    Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+        .create(&pp, &vap)
+        .await
+        .unwrap();
+    let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone());
+    bindings.create(&pp, &binding).await.unwrap();
+    // The API server enforces a new policy once its informer has it: wait for a denial of a
+    // dry-run create before starting.
+    let probe = VolumeMigration::new(
+        &format!("probe-{}", env.ns),
+        couchestor_common::migration::VolumeMigrationSpec {
+            volume: "pvc-probe".into(),
+            volume_id: "probe".into(),
+            policy: "fault-launch".into(),
+            from: couchestor_common::Tier::Hot,
+            to: couchestor_common::Tier::Cold,
+            target_pools: vec!["sata-0".into()],
+            preservation_mode: false,
+            timeout_seconds: 600,
+            reason: String::new(),
+        },
+    );
+    let dry = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let migrations_api = Api::<VolumeMigration>::all(env.client.clone());
+    let denied = eventually(
+        "the admission policy to be enforced",
+        30,
+        || async {
+            migrations_api
+                .create(&dry, &probe)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+        |r| {
+            r.as_ref()
+                .is_err_and(|e| e.contains("frozen by the fault test"))
+        },
+    )
+    .await;
+    assert!(denied.is_err());
+
+    let c = env.controller("c", prom.url(), &[]);
+    create_policy(&env, "fault-launch", json!({})).await;
+    let status = || async {
+        Api::<StoragePolicy>::all(env.client.clone())
+            .get("fault-launch")
+            .await
+            .unwrap()
+            .status
+    };
+    let ready = |s: &Option<couchestor_common::StoragePolicyStatus>| {
+        s.as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned())
+    };
+    let st = eventually("Ready=False LaunchFailed", 60, status, |s| {
+        ready(s).is_some_and(|c| c.reason == "LaunchFailed")
+    })
+    .await;
+    let cond = ready(&st).unwrap();
+    assert_eq!(cond.status, "False", "{cond:?}");
+    assert!(
+        cond.message.contains("frozen by the fault test"),
+        "{cond:?}"
+    );
+    // The rest of the status is as observed.
+    assert_eq!(st.as_ref().unwrap().watched_volumes, 1, "{st:?}");
+    let note = event_note(&env, "StoragePolicy", "fault-launch", "LaunchFailed").await;
+    assert!(note.contains("frozen by the fault test"), "{note}");
+    let errors = "storage_operator_reconcile_total{policy=\"fault-launch\",result=\"error\"}";
+    eventually(
+        "the failed reconcile counted",
+        30,
+        || metrics(&env, &c),
+        |m| sample(m, errors).is_some_and(|n| n >= 1.0),
+    )
+    .await;
+    assert!(migrations(&env, "fault-launch").await.is_empty());
+
+    bindings
+        .delete(&name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let vm = single_outcome(&env, "fault-launch").await;
+    assert_completed(&vm, &c.log_text());
+    assert_eq!(env.replica_pools(&id).await.len(), 1);
+    eventually("Ready=True again", 60, status, |s| {
+        ready(s).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+        .delete(&name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::{
     Env, GIB, assert_cordons, assert_no_cordons, assert_removals_safe, create_policy, event_note,
-    eventually, metrics, migrations, now, phase, profiles, removed_pools, series,
+    events_about, eventually, metrics, migrations, now, phase, profiles, removed_pools, series,
 };
 use couchestor_common::StoragePolicy;
 use couchestor_common::migration::{MigrationPhase, STEERABLE_CONDITION, VERSION_MATCH_CONDITION};
@@ -245,6 +245,39 @@ async fn a_mayastor_whose_scale_down_cannot_be_steered_is_refused() {
     )
     .await;
     assert!(note.contains("moves are refused"), "{note}");
+    // Mayastor not answering the version check makes support Unknown for a cycle; that is no
+    // recovery, so no "MovesSupported" Event says it is.
+    env.admin(
+        "faults/errors",
+        json!({"path_prefix": "/v0/nodes", "count": 2}),
+    )
+    .await;
+    let moves_condition = || async {
+        policies
+            .get("refuse-2-7")
+            .await
+            .ok()
+            .and_then(|p| p.status)
+            .and_then(|s| {
+                s.conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "MovesSupported")
+            })
+    };
+    eventually("MovesSupported=Unknown", 30, moves_condition, |c| {
+        c.as_ref().is_some_and(|c| c.status == "Unknown")
+    })
+    .await;
+    eventually("MovesSupported=False again", 30, moves_condition, |c| {
+        c.as_ref().is_some_and(|c| c.status == "False")
+    })
+    .await;
+    let evs = events_about(&env, "StoragePolicy", "refuse-2-7").await;
+    assert!(
+        !evs.iter()
+            .any(|e| e.reason.as_deref() == Some("MovesSupported")),
+        "{evs:?}"
+    );
     assert_eq!(
         env.replica_pools(&env.uuid(7)).await,
         vec!["nvme-0".to_string()]
