@@ -184,7 +184,7 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
         }
         Ok(d) => {
             // A failure to start the moves still reports what was observed, and says so.
-            if let Err(e) = act(&ctx, &policy, &d).await {
+            if let Err(e) = act(&ctx, &policy, &previous, &d).await {
                 warn!(policy = %name, error = %e, "starting the planned migrations failed");
                 if prev_conditions.reason("Ready") != Some("LaunchFailed") {
                     let note = format!("starting the planned migrations failed: {e}");
@@ -249,9 +249,15 @@ fn too_soon(
     (age < interval_secs).then(|| std::time::Duration::from_secs(interval_secs - age))
 }
 
-/// Act: in dry-run, log and record each planned move; otherwise start a VolumeMigration per
-/// move (the migration engine runs them).
-async fn act(ctx: &Context, policy: &StoragePolicy, d: &Decision) -> Result<(), Error> {
+/// Act: in dry-run, log each planned move and record an Event for it the first time it is
+/// planned (not again every cycle while the plan stands: `previous` holds the last plan);
+/// otherwise start a VolumeMigration per move (the migration engine runs them).
+async fn act(
+    ctx: &Context,
+    policy: &StoragePolicy,
+    previous: &StoragePolicyStatus,
+    d: &Decision,
+) -> Result<(), Error> {
     let name = policy.name_any();
     if !d.dry_run {
         let started = launch::launch(ctx, policy, &d.plan.moves, &d.observation).await?;
@@ -271,6 +277,13 @@ async fn act(ctx: &Context, policy: &StoragePolicy, d: &Decision) -> Result<(), 
             m.volume, m.from, m.to, m.reason, m.heat
         );
         info!(policy = %name, volume = %m.volume, from = %m.from, to = %m.to, heat = m.heat, "DRY-RUN: {text}");
+        let known = previous
+            .planned_moves
+            .iter()
+            .any(|p| p.volume == m.volume && p.from == m.from && p.to == m.to);
+        if known {
+            continue;
+        }
         publish(
             ctx,
             &pv_ref(&m.volume),

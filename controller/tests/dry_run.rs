@@ -340,11 +340,36 @@ async fn dry_run_reports_the_right_moves_and_prometheus_loss_demotes_nothing() {
             v.key
         );
     }
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
+    // Logged every cycle, but an Event only the first time the move is planned: a plan that
+    // stands must not re-record (PATCH) its Events every interval.
+    let dry_lines = |text: &str| {
         text.lines()
-            .any(|l| l.contains("DRY-RUN") && l.contains(&vols[0].pv())),
-        "no DRY-RUN line:\n{text}"
+            .filter(|l| l.contains("DRY-RUN") && l.contains(&vols[0].pv()))
+            .count()
+    };
+    eventually(
+        "three cycles of DRY-RUN lines",
+        60,
+        || async { std::fs::read_to_string(&log).unwrap() },
+        |text| dry_lines(text) >= 3,
+    )
+    .await;
+    let on_pv: Vec<Event> = Api::<Event>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("DryRunMigration")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&vols[0].pv())
+        })
+        .collect();
+    assert_eq!(on_pv.len(), 1, "{on_pv:?}");
+    assert!(
+        on_pv[0].series.is_none(),
+        "re-recorded: {:?}",
+        on_pv[0].series
     );
 
     // Health and metrics endpoints tell the truth.
