@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info, warn};
 
@@ -198,18 +198,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Caches start before leadership so a standby is warm and honestly ready.
     let (pvs, pv_writer) = reflector::store::<PersistentVolume>();
     let (pvcs, pvc_writer) = reflector::store::<PersistentVolumeClaim>();
+    // A failed watch is retried with backoff (not re-listed at once in a tight loop) and
+    // logged; managedFields are dropped from the caches, which hold every PV and PVC.
     let pv_stream = reflector(
         pv_writer,
-        watcher(Api::all(client.clone()), watcher::Config::default()),
+        watcher(Api::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(|pv: &mut PersistentVolume| pv.managed_fields_mut().clear()),
     )
     .applied_objects();
     let pvc_stream = reflector(
         pvc_writer,
-        watcher(Api::all(client.clone()), watcher::Config::default()),
+        watcher(Api::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(|pvc: &mut PersistentVolumeClaim| pvc.managed_fields_mut().clear()),
     )
     .applied_objects();
-    tokio::spawn(pv_stream.for_each(|_| async {}));
-    tokio::spawn(pvc_stream.for_each(|_| async {}));
+    tokio::spawn(pv_stream.for_each(|r| log_watch_error("PersistentVolume", r)));
+    tokio::spawn(pvc_stream.for_each(|r| log_watch_error("PersistentVolumeClaim", r)));
     {
         let (pvs, pvcs, ready) = (pvs.clone(), pvcs.clone(), ready.clone());
         tokio::spawn(async move {
@@ -328,6 +334,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(anyhow::anyhow!("lease manager: {e}")),
         Err(e) => Err(anyhow::anyhow!("lease manager task: {e}")),
+    }
+}
+
+/// Logs a failed watch of the PV or PVC cache (the watcher retries it with backoff).
+async fn log_watch_error<K>(resource: &'static str, r: Result<K, watcher::Error>) {
+    if let Err(e) = r {
+        warn!(resource, error = %e, "watch failed; retrying with backoff, the cache keeps its last state");
     }
 }
 
