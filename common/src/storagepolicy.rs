@@ -307,10 +307,14 @@ pub struct StoragePolicyStatus {
     /// Migrations in progress.
     #[serde(default)]
     pub active_migrations: u32,
-    /// Migrations completed successfully since the policy was created.
+    /// Completed VolumeMigrations of this policy that still exist (deleting finished ones
+    /// lowers it; `storage_operator_migrations_total` counts every outcome and never goes
+    /// down).
     #[serde(default)]
     pub total_migrations: u32,
-    /// Migrations that failed or were aborted since the policy was created.
+    /// Failed or aborted VolumeMigrations of this policy that still exist (deleting them after
+    /// a look, as the runbooks suggest, lowers it; `storage_operator_migrations_total` keeps
+    /// the count).
     #[serde(default)]
     pub failed_migrations: u32,
     /// When the controller last finished a reconcile of this policy.
