@@ -193,12 +193,27 @@ impl Metrics {
     /// Returns how many series were removed. (A removal fails only for a series the policy
     /// never had, e.g. `result="error"` of a policy that never failed.)
     pub fn forget_policy(&self, policy: &str) -> usize {
-        let mut removed = 0;
+        let mut removed = self.forget_decision(policy);
         let mut remove = |r: prometheus::Result<()>| removed += usize::from(r.is_ok());
         for result in RESULTS {
             remove(self.reconcile_total.remove_label_values(&[policy, result]));
         }
         remove(self.reconcile_duration.remove_label_values(&[policy]));
+        for phase in PHASES {
+            remove(
+                self.policy_phase
+                    .remove_label_values(&[policy, phase_label(phase)]),
+            );
+        }
+        removed
+    }
+
+    /// Removes the series that describe the policy's last decision (volumes, holds, planned
+    /// moves, heat, metrics availability): a policy in phase Error decides nothing, and its
+    /// last values would go on alerting. Returns how many series were removed.
+    pub fn forget_decision(&self, policy: &str) -> usize {
+        let mut removed = 0;
+        let mut remove = |r: prometheus::Result<()>| removed += usize::from(r.is_ok());
         remove(self.volume_heat.remove_label_values(&[policy]));
         for tier in TIER_LABELS {
             remove(self.volumes.remove_label_values(&[policy, tier]));
@@ -208,12 +223,6 @@ impl Metrics {
         }
         remove(self.planned_moves.remove_label_values(&[policy]));
         remove(self.metrics_available.remove_label_values(&[policy]));
-        for phase in PHASES {
-            remove(
-                self.policy_phase
-                    .remove_label_values(&[policy, phase_label(phase)]),
-            );
-        }
         removed
     }
 
@@ -273,5 +282,17 @@ mod tests {
         );
         // Already gone: nothing more to remove.
         assert_eq!(m.forget_policy("gone"), 0);
+        // A policy in phase Error keeps its phase and counters, not its last decision.
+        let decision = 1 + TIER_LABELS.len() + HoldReason::LABELS.len() + 2;
+        assert_eq!(m.forget_decision("kept"), decision);
+        let text = m.render();
+        assert!(
+            text.contains("storage_operator_reconcile_total{policy=\"kept\",result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("storage_operator_volumes{policy=\"kept\""),
+            "{text}"
+        );
     }
 }

@@ -170,6 +170,7 @@ pub async fn reconcile(policy: Arc<StoragePolicy>, ctx: Arc<Context>) -> Result<
     let status = match decide(&ctx, &policy, now).await? {
         Err(message) => {
             warn!(policy = %name, %message, "policy cannot be applied");
+            ctx.metrics.forget_decision(&name);
             if prev_conditions.status("Ready") != Some("False") {
                 publish(
                     &ctx,

@@ -549,7 +549,7 @@ async fn an_unparsable_volume_selector_is_an_error_not_every_volume() {
     else {
         return;
     };
-    let _c = env.controller("c", prom.url(), &[]);
+    let c = env.controller("c", prom.url(), &[]);
     let expr =
         |op: &str| json!({"matchExpressions": [{"key": "app", "operator": op, "values": ["db"]}]});
     create_policy(
@@ -603,6 +603,37 @@ async fn an_unparsable_volume_selector_is_an_error_not_every_volume() {
     assert_eq!(st.watched_volumes, 0, "{st:?}");
     tokio::time::sleep(Duration::from_secs(6)).await; // more than one reconcile interval
     assert!(migrations(&env, "fault-selector").await.is_empty());
+
+    // Applied, it exports its decision; invalid again, those series go (their last values
+    // would go on alerting) while the phase gauge says Error.
+    let decision = "storage_operator_volumes{policy=\"fault-selector\",tier=\"hot\"}";
+    assert!(metrics(&env, &c).await.contains(decision));
+    Api::<StoragePolicy>::all(env.client.clone())
+        .patch(
+            "fault-selector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumeSelector": expr("in")}})),
+        )
+        .await
+        .unwrap();
+    let m = eventually(
+        "the invalid policy's decision series removed",
+        60,
+        || metrics(&env, &c),
+        |m| !m.contains(decision),
+    )
+    .await;
+    let in_error = m.lines().any(|l| {
+        l.starts_with("storage_operator_policy_phase{")
+            && l.contains("policy=\"fault-selector\"")
+            && l.contains("phase=\"Error\"")
+            && l.ends_with(" 1")
+    });
+    assert!(in_error, "{m}");
+    assert!(
+        !m.contains("storage_operator_planned_moves{policy=\"fault-selector\"}"),
+        "{m}"
+    );
 }
 
 /// The API server refusing to create VolumeMigrations (here a ValidatingAdmissionPolicy, as a
