@@ -201,6 +201,9 @@ pub async fn launch(
     moves: &[Move],
     obs: &Observation,
 ) -> Result<u32, Error> {
+    if moves.is_empty() {
+        return Ok(0); // nothing to start: no second list of every migration, no lock
+    }
     let _serial = ctx.launch_lock.lock().await;
     let fresh = summary(ctx).await?;
     let mut budget = ctx
