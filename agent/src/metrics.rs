@@ -15,9 +15,11 @@
 //! | `couchestor_agent_ec_shards_missing` | gauge: this agent's shards of the archive missing or unusable (light check) | archive |
 //! | `couchestor_agent_ec_shards_present` | gauge: this agent's shards of the archive in good order | archive |
 //! | `couchestor_agent_ec_last_check_timestamp_seconds` | gauge: Unix time of the latest light check | |
-//! | `couchestor_agent_ec_check_errors_total` | counter: light checks that failed | |
+//! | `couchestor_agent_ec_check_errors_total` | counter: light checks that failed, plus shard directories a light check could not list (one per directory per check) | |
+//! | `couchestor_agent_ec_dir_errors` | gauge: 1 while the latest light check could not list the shard directory (dead or unmounted disk), else 0 | dir |
 //! | `couchestor_agent_io_uring_bytes_total` / `couchestor_agent_io_sync_bytes_total` | counter: archive-engine bytes through io_uring / pread-pwrite | |
 //! | `couchestor_agent_io_direct_fallbacks_total` | counter: files switched from O_DIRECT to buffered I/O | |
+//! | `couchestor_agent_ec_degraded_reads_total` | counter: stripes read by this process's archive readers (ColdTier Restore, repairing Verify) that rebuilt a missing or corrupt block | |
 //!
 //! Device series are replaced at every snapshot, so a removed disk's series disappear.
 
@@ -90,6 +92,7 @@ pub struct AgentMetrics {
     ec_present: IntGaugeVec,
     ec_last_check: Gauge,
     ec_check_errors: IntCounter,
+    ec_dir_errors: IntGaugeVec,
     /// Held while device series are replaced and while they are gathered, so a scrape never
     /// sees a half-updated set. It keeps the gauge children of each `(device, kind)` between
     /// snapshots, so an update is one store per value rather than a registry lookup.
@@ -152,6 +155,15 @@ impl AgentMetrics {
             "Light checks of the shard directories that failed.",
         )?;
         registry.register(Box::new(ec_check_errors.clone()))?;
+        let ec_dir_errors = IntGaugeVec::new(
+            Opts::new(
+                "couchestor_agent_ec_dir_errors",
+                "1 while the latest light check could not list the shard directory (its \
+                 archives' shards there count as missing), else 0.",
+            ),
+            &["dir"],
+        )?;
+        registry.register(Box::new(ec_dir_errors.clone()))?;
         registry.register(Box::new(IoTotals::new()?))?;
         Ok(Self {
             registry,
@@ -163,16 +175,28 @@ impl AgentMetrics {
             ec_present,
             ec_last_check,
             ec_check_errors,
+            ec_dir_errors,
             update: Mutex::new(HashMap::new()),
         })
     }
 
     /// Replaces the cold-tier series with the result of a light check (archives no longer
-    /// found lose their series).
-    pub fn observe_ec(&self, archives: &[ArchiveHealth]) {
+    /// reported lose their series); each directory that could not be listed counts as a
+    /// check error.
+    pub fn observe_ec(&self, archives: &[ArchiveHealth], dirs: &[DirHealth]) {
         let _guard = self.update.lock().unwrap_or_else(PoisonError::into_inner);
         self.ec_missing.reset();
         self.ec_present.reset();
+        self.ec_dir_errors.reset();
+        for d in dirs {
+            let failed = d.error.is_some();
+            self.ec_dir_errors
+                .with_label_values(&[d.dir.as_str()])
+                .set(i64::from(failed));
+            if failed {
+                self.ec_check_errors.inc();
+            }
+        }
         for a in archives {
             self.ec_missing
                 .with_label_values(&[a.archive.as_str()])
@@ -256,12 +280,22 @@ pub struct ArchiveHealth {
     pub reasons: Vec<String>,
 }
 
-/// The archive engine's process-wide I/O totals, read at every scrape.
+/// The light-check health of one shard directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirHealth {
+    /// The directory.
+    pub dir: String,
+    /// Why it could not be listed, if it could not.
+    pub error: Option<String>,
+}
+
+/// The archive engine's process-wide I/O and degraded-read totals, read at every scrape.
 struct IoTotals {
     descs: Vec<Desc>,
 }
 
-const IO_TOTALS: [(&str, &str); 3] = [
+/// The archive engine's process-wide counters, read at every scrape.
+const IO_TOTALS: [(&str, &str); 4] = [
     (
         "couchestor_agent_io_uring_bytes_total",
         "Archive-engine bytes read and written through io_uring.",
@@ -275,7 +309,16 @@ const IO_TOTALS: [(&str, &str); 3] = [
         "couchestor_agent_io_direct_fallbacks_total",
         "Files the archive engine switched from O_DIRECT to buffered I/O.",
     ),
+    (
+        "couchestor_agent_ec_degraded_reads_total",
+        DEGRADED_READS_HELP,
+    ),
 ];
+
+/// Help of `couchestor_agent_ec_degraded_reads_total`, the same in `serve` and `nbd serve`.
+pub const DEGRADED_READS_HELP: &str = "Stripes of erasure-coded archives read by this process \
+     that had to rebuild a missing or corrupt block from the others (NBD reads, ColdTier \
+     Restore, repairing Verify).";
 
 impl IoTotals {
     fn new() -> Result<Self, prometheus::Error> {
@@ -296,7 +339,12 @@ impl Collector for IoTotals {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let t = crate::erasure::process_totals();
-        let values = [t.uring_bytes, t.sync_bytes, t.direct_fallbacks];
+        let values = [
+            t.uring_bytes,
+            t.sync_bytes,
+            t.direct_fallbacks,
+            crate::erasure::process_degraded_reads(),
+        ];
         IO_TOTALS
             .iter()
             .zip(values)
@@ -389,5 +437,42 @@ mod tests {
         assert!(!text.contains(r#"device="nvme1n1""#), "{text}");
         let line = r#"couchestor_agent_device_read_iops{device="nvme0n1",kind="nvme"} 0"#;
         assert!(text.contains(line), "{text}");
+    }
+
+    #[test]
+    fn an_unreadable_shard_directory_is_a_series_and_a_check_error() {
+        let m = AgentMetrics::new().unwrap();
+        let dir = |d: &str, error: Option<&str>| DirHealth {
+            dir: d.into(),
+            error: error.map(str::to_string),
+        };
+        let lost = ArchiveHealth {
+            archive: "a1".into(),
+            missing: 1,
+            present: 0,
+            reasons: vec![],
+        };
+        let dirs = [dir("/d0", Some("cannot list /d0")), dir("/d1", None)];
+        m.observe_ec(std::slice::from_ref(&lost), &dirs);
+        m.observe_ec(&[lost], &dirs);
+        let text = m.render().unwrap();
+        for line in [
+            r#"couchestor_agent_ec_dir_errors{dir="/d0"} 1"#,
+            r#"couchestor_agent_ec_dir_errors{dir="/d1"} 0"#,
+            r#"couchestor_agent_ec_shards_missing{archive="a1"} 1"#,
+            "couchestor_agent_ec_check_errors_total 2",
+        ] {
+            assert!(text.contains(line), "no {line}:\n{text}");
+        }
+        m.observe_ec(&[], &[dir("/d0", None), dir("/d1", None)]);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains(r#"couchestor_agent_ec_dir_errors{dir="/d0"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("couchestor_agent_ec_check_errors_total 2"),
+            "{text}"
+        );
     }
 }

@@ -350,11 +350,7 @@ impl ColdTier for ColdTierService {
         let found = tokio::task::spawn_blocking(move || scan::scan(&dirs))
             .await
             .map_err(|e| Status::internal(format!("scan failed: {e}")))?;
-        let archives = found
-            .values()
-            .filter(|f| !f.id.is_empty())
-            .map(status_of)
-            .collect();
+        let archives = found.values().map(status_of).collect();
         Ok(Response::new(proto::ListArchivesResponse { archives }))
     }
 }

@@ -35,19 +35,32 @@ impl Found {
     }
 }
 
-/// Every archive in `dirs`, by id. Directories that cannot be listed are reported as
-/// problems of a pseudo-archive with an empty id.
+/// What a light check of the shard directories found.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Every archive found, by id.
+    pub archives: BTreeMap<String, Found>,
+    /// Directories that could not be listed (dead disk, unmounted, replaced by a file), and
+    /// why: whatever they held is unknown, not gone.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Every archive in `dirs`, by id (directories that cannot be listed are left out; see
+/// [`scan_all`]).
 pub fn scan(dirs: &[PathBuf]) -> BTreeMap<String, Found> {
-    let mut found: BTreeMap<String, Found> = BTreeMap::new();
+    scan_all(dirs).archives
+}
+
+/// Every archive in `dirs`, and the directories that cannot be listed.
+pub fn scan_all(dirs: &[PathBuf]) -> Scan {
+    let mut out = Scan::default();
+    let found = &mut out.archives;
     for dir in dirs {
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) => {
-                entry(&mut found, "").problems.push((
-                    None,
-                    dir.clone(),
-                    format!("cannot list {}: {e}", dir.display()),
-                ));
+                let why = format!("cannot list {}: {e}", dir.display());
+                out.unreadable.push((dir.clone(), why));
                 continue;
             }
         };
@@ -58,11 +71,10 @@ pub fn scan(dirs: &[PathBuf]) -> BTreeMap<String, Found> {
             if check_archive_id(&id).is_err() || !e.path().is_dir() {
                 continue;
             }
-            check_copy(entry(&mut found, &id), dir, &e.path());
+            check_copy(entry(found, &id), dir, &e.path());
         }
     }
-    found.retain(|id, f| !id.is_empty() || !f.problems.is_empty());
-    found
+    out
 }
 
 fn entry<'a>(found: &'a mut BTreeMap<String, Found>, id: &str) -> &'a mut Found {

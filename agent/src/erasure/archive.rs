@@ -79,7 +79,7 @@ pub struct ArchiveReader {
     pub(crate) slots: Vec<Option<Slot>>,
     pub(crate) blanks: Vec<Blank>,
     pub(crate) codec: Codec,
-    /// Calls of [`ArchiveReader::read_range`] that had to rebuild at least one block.
+    /// Stripes read (any caller) that had to rebuild at least one block.
     pub(crate) degraded_reads: AtomicU64,
     /// I/O engines over the local shard files, reused across calls (one per concurrent
     /// reader thread).
@@ -327,8 +327,9 @@ impl ArchiveReader {
         Ok(Engine::with_open(files, super::stripes::READ_DEPTH, n))
     }
 
-    /// How many [`ArchiveReader::read_range`] calls so far had to rebuild at least one
-    /// missing or corrupt block.
+    /// How many stripes this reader has read so far (by [`ArchiveReader::read_range`],
+    /// a restore or a scrub) that had to rebuild at least one missing or corrupt block; the
+    /// process-wide total is [`super::process_degraded_reads`].
     pub fn degraded_reads(&self) -> u64 {
         self.degraded_reads.load(Ordering::Relaxed)
     }

@@ -37,6 +37,7 @@ pub use error::EcError;
 pub use fsutil::AlignedBuf;
 pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, State};
 pub use restore::{RestoreReport, read_range, restore, restore_at, restore_with};
+pub use stripes::process_degraded_reads;
 pub use uring::{IoStats, process_totals};
 pub use verify::{
     Report, ShardReport, ShardState, scrub, scrub_at, scrub_with, verify, verify_at, verify_with,

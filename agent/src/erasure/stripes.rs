@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::EcError;
 use tokio::task::JoinHandle;
@@ -17,6 +17,17 @@ use crate::shardstore::ClientError;
 
 /// Stripes whose reads are in flight at once.
 pub const READ_DEPTH: usize = 4;
+
+/// Degraded stripe reads of every [`ArchiveReader`] of this process (for metrics).
+static DEGRADED_READS: AtomicU64 = AtomicU64::new(0);
+
+/// Stripes read so far by any [`ArchiveReader`] of this process that had to rebuild at least
+/// one missing or corrupt block (`couchestor_agent_ec_degraded_reads_total` of `serve`):
+/// NBD reads ([`ArchiveReader::read_range`]), restores and scrub's rewrites. A check-only
+/// verify rebuilds nothing and does not count.
+pub fn process_degraded_reads() -> u64 {
+    DEGRADED_READS.load(Ordering::Relaxed)
+}
 
 /// What came of reading one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +103,15 @@ impl ArchiveReader {
                 stripe_len: (self.manifest.k + self.manifest.m) * self.manifest.block_size,
                 file_shard: file_shards(self),
             };
-            let result = run.go(stripes, sink);
+            // Every stripe delivered with a rebuilt block is one degraded read, whoever reads.
+            let mut counted = |s: Stripe| {
+                if !s.rebuilt.is_empty() {
+                    self.degraded_reads.fetch_add(1, Ordering::Relaxed);
+                    DEGRADED_READS.fetch_add(1, Ordering::Relaxed);
+                }
+                sink(s)
+            };
+            let result = run.go(stripes, &mut counted);
             if result.is_err() {
                 // Leave the engine idle (and reusable).
                 run.engine.drain()?;
@@ -122,18 +141,13 @@ impl ArchiveReader {
             let last = ((to - 1 - base) / block) as usize;
             (first..=last).collect::<Vec<usize>>()
         };
-        let mut degraded = false;
         let stripes = offset / stripe_bytes..(end - 1) / stripe_bytes + 1;
         self.for_each_stripe(stripes, &blocks_of, Mode::Rebuild, &mut |s| {
-            degraded |= !s.rebuilt.is_empty();
             let base = s.stripe * stripe_bytes;
             let (from, to) = (offset.max(base), end.min(base + stripe_bytes));
             out.extend_from_slice(&s.buf[(from - base) as usize..(to - base) as usize]);
             Ok(vec![s.buf])
         })?;
-        if degraded {
-            self.degraded_reads.fetch_add(1, Ordering::Relaxed);
-        }
         Ok(out)
     }
 }

@@ -5,7 +5,7 @@
 //! | `couchestor_agent_nbd_connections` | gauge: open client connections | |
 //! | `couchestor_agent_nbd_connections_total` | counter: connections accepted | |
 //! | `couchestor_agent_nbd_read_bytes_total` | counter: bytes sent in read replies | |
-//! | `couchestor_agent_ec_degraded_reads_total` | counter: reads that rebuilt a missing or corrupt block | |
+//! | `couchestor_agent_ec_degraded_reads_total` | counter: stripes read that rebuilt a missing or corrupt block (same meaning as in `serve`, see `crate::metrics`) | |
 //! | `couchestor_agent_ec_shards_missing` | gauge: shard files missing when the archive was opened | archive |
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +43,7 @@ impl NbdMetrics {
         )?;
         let degraded_reads = IntCounter::new(
             "couchestor_agent_ec_degraded_reads_total",
-            "Reads of the erasure-coded archive that rebuilt a missing or corrupt block.",
+            crate::metrics::DEGRADED_READS_HELP,
         )?;
         let shards_missing = IntGaugeVec::new(
             Opts::new(

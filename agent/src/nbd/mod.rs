@@ -61,8 +61,9 @@ pub trait ExportSource: Send + Sync + 'static {
     /// Reads exactly `len` bytes at `offset`; the server only asks for ranges within
     /// [`ExportSource::size`]. Runs on a blocking thread.
     fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, ExportError>;
-    /// Reads so far that had to rebuild missing or corrupt data (0 if the source cannot
-    /// tell); exported as `couchestor_agent_ec_degraded_reads_total`.
+    /// Stripes read so far that had to rebuild a missing or corrupt block (0 if the source
+    /// cannot tell); exported as `couchestor_agent_ec_degraded_reads_total`, which `serve`
+    /// exports with the same meaning for its restores and scrubs.
     fn degraded_reads(&self) -> u64 {
         0
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tonic::Status;
 
-use super::service::{check_target, fsync_dir, hash_file, internal, read_checksum};
+use super::service::{check_target, fsync_dir, hash_file, internal, read_checksum, write_error};
 use super::{checksum_file, shard_file, staged_file};
 use crate::erasure::{Manifest, State, check_archive_id};
 
@@ -66,20 +66,20 @@ pub fn put(root: &Path, id: &str, text: &str) -> Result<(), Status> {
         }
     }
     if !dir.is_dir() {
-        fs::create_dir(&dir).map_err(|e| internal("create", &dir, e))?;
-        fsync_dir(root).map_err(|e| internal("fsync", root, e))?;
+        fs::create_dir(&dir).map_err(|e| write_error("create", &dir, root, &e))?;
+        fsync_dir(root).map_err(|e| write_error("fsync", root, root, &e))?;
     }
     let tmp = tempfile::Builder::new()
         .prefix(".manifest-")
         .suffix(".tmp")
         .tempfile_in(&dir)
-        .map_err(|e| internal("create a temporary file in", &dir, e))?;
+        .map_err(|e| write_error("create a temporary file in", &dir, root, &e))?;
     fs::write(tmp.path(), text)
         .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| internal("write", tmp.path(), e))?;
+        .map_err(|e| write_error("write", tmp.path(), root, &e))?;
     tmp.persist(&path)
-        .map_err(|e| internal("rename into", &path, e.error))?;
-    fsync_dir(&dir).map_err(|e| internal("fsync", &dir, e))
+        .map_err(|e| write_error("rename into", &path, root, &e.error))?;
+    fsync_dir(&dir).map_err(|e| write_error("fsync", &dir, root, &e))
 }
 
 /// The manifest copy of `id`, or `None`.

@@ -116,6 +116,32 @@ pub(super) fn check_target(archive_id: &str, index: u32) -> Result<(), Status> {
     Ok(())
 }
 
+/// Whether `e` says the disk (or the quota) is full.
+fn is_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// The status of an I/O error while storing into the store directory `store`: a full disk
+/// or exhausted quota is RESOURCE_EXHAUSTED naming the store's directory (the proto
+/// contract), anything else INTERNAL with the path.
+pub(super) fn write_error(what: &str, path: &Path, store: &Path, e: &io::Error) -> Status {
+    if is_full(e) {
+        tracing::warn!(
+            "shard store {}: full, cannot {what} {}: {e}",
+            store.display(),
+            path.display()
+        );
+        return Status::resource_exhausted(format!(
+            "shard store directory {} is full: cannot {what} {}: {e}",
+            store.display(),
+            path.display()
+        ));
+    }
+    internal(what, path, e)
+}
+
 pub(super) fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> Status {
     tracing::warn!("shard store: cannot {what} {}: {e}", path.display());
     Status::internal(format!("cannot {what} {}: {e}", path.display()))
@@ -254,14 +280,14 @@ impl ShardStore for ShardStoreService {
                                 Err(e)
                             }
                         })
-                        .map_err(|e| internal("create", &dir, e))?;
-                    fsync_dir(&root).map_err(|e| internal("fsync", &root, e))?;
+                        .map_err(|e| write_error("create", &dir, &root, &e))?;
+                    fsync_dir(&root).map_err(|e| write_error("fsync", &root, &root, &e))?;
                 }
                 let tmp = tempfile::Builder::new()
                     .prefix(".put-")
                     .suffix(".tmp")
                     .tempfile_in(&dir)
-                    .map_err(|e| internal("create a temporary file in", &dir, e))?;
+                    .map_err(|e| write_error("create a temporary file in", &dir, &root, &e))?;
                 Ok((created, tmp))
             })
             .await?
@@ -275,7 +301,7 @@ impl ShardStore for ShardStoreService {
             }
         };
         let (std_file, tmp_path) = tmp.into_parts();
-        let received = receive(&mut stream, std_file, &header).await;
+        let received = receive(&mut stream, std_file, &header, &root).await;
         if let Err(status) = &received {
             let status = status.clone();
             drop(tmp_path);
@@ -291,7 +317,7 @@ impl ShardStore for ShardStoreService {
         let sha = received.unwrap_or_default();
         let staged = header.staged;
         let stored = {
-            let (shard, dir) = (shard.clone(), dir.clone());
+            let (shard, dir, root) = (shard.clone(), dir.clone(), root.clone());
             blocking(move || {
                 let persisted = if staged {
                     tmp_path.persist(&shard).map_err(|e| e.error)
@@ -312,20 +338,20 @@ impl ShardStore for ShardStoreService {
                             ))),
                         };
                     }
-                    Err(e) => return Err(internal("rename into", &shard, e)),
+                    Err(e) => return Err(write_error("rename into", &shard, &root, &e)),
                 }
                 let sums = tempfile::Builder::new()
                     .prefix(".sum-")
                     .suffix(".tmp")
                     .tempfile_in(&dir)
-                    .map_err(|e| internal("create a temporary file in", &dir, e))?;
+                    .map_err(|e| write_error("create a temporary file in", &dir, &root, &e))?;
                 fs::write(sums.path(), format!("{sha} {length}\n"))
                     .and_then(|()| sums.as_file().sync_all())
-                    .map_err(|e| internal("write", sums.path(), e))?;
+                    .map_err(|e| write_error("write", sums.path(), &root, &e))?;
                 let target = checksum_file(&shard);
                 sums.persist(&target)
-                    .map_err(|e| internal("rename into", &target, e.error))?;
-                fsync_dir(&dir).map_err(|e| internal("fsync", &dir, e))?;
+                    .map_err(|e| write_error("rename into", &target, &root, &e.error))?;
+                fsync_dir(&dir).map_err(|e| write_error("fsync", &dir, &root, &e))?;
                 Ok(Stored::New)
             })
             .await
@@ -481,12 +507,19 @@ impl ShardStore for ShardStoreService {
 }
 
 /// Streams the data chunks after the header into `file`, checking sizes and the SHA-256
-/// (the header's, or a trailer's), and fsyncs it. Returns the SHA-256.
+/// (the header's, or a trailer's), and fsyncs it. Returns the SHA-256. A full disk under the
+/// store directory `store` is RESOURCE_EXHAUSTED.
 async fn receive(
     stream: &mut Streaming<proto::PutShardChunk>,
     file: File,
     header: &proto::ShardHeader,
+    store: &Path,
 ) -> Result<String, Status> {
+    let shard = format!(
+        "shard {} of archive {:?}",
+        header.shard_index, header.archive_id
+    );
+    let failed = |what: &str, e: io::Error| write_error(what, Path::new(&shard), store, &e);
     let mut file = tokio::fs::File::from_std(file);
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut received = 0u64;
@@ -535,7 +568,7 @@ async fn receive(
         ctx.update(&data);
         file.write_all(&data)
             .await
-            .map_err(|e| Status::internal(format!("cannot write the shard: {e}")))?;
+            .map_err(|e| failed("write", e))?;
     }
     if received != header.length {
         return Err(Status::invalid_argument(format!(
@@ -556,12 +589,8 @@ async fn receive(
             header.shard_index, header.archive_id
         )));
     }
-    file.flush()
-        .await
-        .map_err(|e| Status::internal(format!("cannot write the shard: {e}")))?;
-    file.sync_all()
-        .await
-        .map_err(|e| Status::internal(format!("cannot fsync the shard: {e}")))?;
+    file.flush().await.map_err(|e| failed("write", e))?;
+    file.sync_all().await.map_err(|e| failed("fsync", e))?;
     Ok(sha)
 }
 
@@ -639,4 +668,44 @@ fn verify(root: &Path, id: &str) -> Result<Vec<proto::ShardState>, Status> {
         }
     }
     Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::path::Path;
+
+    use tonic::Code;
+
+    use super::write_error;
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_naming_the_store_directory() {
+        let store = Path::new("/var/lib/couchestor/store-a");
+        let shard = store.join("vol/shard-2.dat");
+        for e in [
+            io::Error::from_raw_os_error(libc::ENOSPC),
+            io::Error::from_raw_os_error(libc::EDQUOT),
+            io::Error::from(io::ErrorKind::StorageFull),
+            io::Error::from(io::ErrorKind::QuotaExceeded),
+        ] {
+            let status = write_error("write", &shard, store, &e);
+            assert_eq!(status.code(), Code::ResourceExhausted, "{e}: {status:?}");
+            assert!(
+                status
+                    .message()
+                    .contains("/var/lib/couchestor/store-a is full"),
+                "{status:?}"
+            );
+            assert!(status.message().contains("shard-2.dat"), "{status:?}");
+        }
+        for e in [
+            io::Error::from_raw_os_error(libc::EIO),
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        ] {
+            let status = write_error("write", &shard, store, &e);
+            assert_eq!(status.code(), Code::Internal, "{e}: {status:?}");
+            assert!(status.message().contains("shard-2.dat"), "{status:?}");
+        }
+    }
 }

@@ -141,47 +141,91 @@ pub async fn install_monitoring_crds(cluster: &TestCluster) -> Result<()> {
 
 pub use couchestor_testsupport::helm::apply;
 
-/// Every metric name the controller and agent register, read from their sources
-/// (`controller/src/metrics.rs`, `agent/src/metrics.rs`, `agent/src/nbd/metrics.rs`),
-/// histograms with their
-/// `_bucket`/`_sum`/`_count` series.
-pub fn exported_metrics() -> BTreeSet<String> {
-    let root = workspace_root();
+/// A Prometheus scrape job of the chart, and the process (and registry source) behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Job {
+    /// `<release>-controller-metrics`: the controller (`controller/src/metrics.rs`).
+    Controller,
+    /// `<release>-agent-metrics`: the DaemonSet's `couchestor-agent serve`
+    /// (`agent/src/metrics.rs`; not `nbd serve`, which the chart does not scrape).
+    Agent,
+}
+
+impl Job {
+    /// The source of the registry the job's process serves, and its metrics' prefix.
+    fn registry(self) -> (&'static str, &'static str) {
+        match self {
+            Job::Controller => ("controller/src/metrics.rs", "storage_operator_"),
+            Job::Agent => ("agent/src/metrics.rs", "couchestor_agent_"),
+        }
+    }
+
+    /// The job a selector's `job` matcher value names (`couchestor-agent-metrics`,
+    /// `$agent_job`, ...).
+    pub fn of_matcher(value: &str) -> Option<Job> {
+        if value.contains("controller") {
+            Some(Job::Controller)
+        } else if value.contains("agent") {
+            Some(Job::Agent)
+        } else {
+            None
+        }
+    }
+}
+
+/// Every metric name the registry source `file` registers (string literals with `prefix`,
+/// histograms with their `_bucket`/`_sum`/`_count` series, the agent's device gauges from
+/// the `DEVICE_GAUGES` table). The file's `#[cfg(test)]` module is not read: a name a test
+/// merely looks for is not registered.
+fn registered_in(file: &str, prefix: &str) -> BTreeSet<String> {
+    let full = std::fs::read_to_string(workspace_root().join(file)).expect("metrics source");
+    let src = full.split("#[cfg(test)]").next().unwrap_or_default();
     let mut out = BTreeSet::new();
-    for (file, prefix) in [
-        ("controller/src/metrics.rs", "storage_operator_"),
-        ("agent/src/metrics.rs", "couchestor_agent_"),
-        ("agent/src/nbd/metrics.rs", "couchestor_agent_"),
-    ] {
-        let src = std::fs::read_to_string(root.join(file)).expect("metrics source");
-        for lit in string_literals(&src) {
-            if lit.starts_with(prefix) && lit.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-                out.insert(lit.to_string());
-            }
+    for lit in string_literals(src) {
+        if lit.starts_with(prefix) && lit.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            out.insert(lit.to_string());
         }
-        // Histograms: the first literal after each HistogramOpts::new(.
-        for part in src.split("HistogramOpts::new(").skip(1) {
-            if let Some(h) = string_literals(part).next() {
-                for s in ["_bucket", "_sum", "_count"] {
-                    out.insert(format!("{h}{s}"));
-                }
-            }
-        }
-        // The agent's per-device gauges are named from the DEVICE_GAUGES table.
-        if let Some(table) = src
-            .split("const DEVICE_GAUGES")
-            .nth(1)
-            .and_then(|t| t.split("];").next())
-        {
-            // Each entry opens with `(` and the name literal, possibly on the next line.
-            for entry in table.split('(').skip(1) {
-                if let Some(rest) = entry.trim_start().strip_prefix('"') {
-                    let n = rest.split('"').next().unwrap_or_default();
-                    out.insert(format!("couchestor_agent_device_{n}"));
-                }
+    }
+    // Histograms: the first literal after each HistogramOpts::new(.
+    for part in src.split("HistogramOpts::new(").skip(1) {
+        if let Some(h) = string_literals(part).next() {
+            for s in ["_bucket", "_sum", "_count"] {
+                out.insert(format!("{h}{s}"));
             }
         }
     }
+    // The agent's per-device gauges are named from the DEVICE_GAUGES table.
+    if let Some(table) = src
+        .split("const DEVICE_GAUGES")
+        .nth(1)
+        .and_then(|t| t.split("];").next())
+    {
+        // Each entry opens with `(` and the name literal, possibly on the next line.
+        for entry in table.split('(').skip(1) {
+            if let Some(rest) = entry.trim_start().strip_prefix('"') {
+                let n = rest.split('"').next().unwrap_or_default();
+                out.insert(format!("couchestor_agent_device_{n}"));
+            }
+        }
+    }
+    out
+}
+
+/// Every metric name the process behind `job` registers, read from its registry source.
+pub fn registered_metrics(job: Job) -> BTreeSet<String> {
+    let (file, prefix) = job.registry();
+    registered_in(file, prefix)
+}
+
+/// Every metric name the controller and agent register, read from their sources
+/// (`controller/src/metrics.rs`, `agent/src/metrics.rs`, `agent/src/nbd/metrics.rs`).
+pub fn exported_metrics() -> BTreeSet<String> {
+    let mut out = registered_metrics(Job::Controller);
+    out.extend(registered_metrics(Job::Agent));
+    out.extend(registered_in(
+        "agent/src/nbd/metrics.rs",
+        "couchestor_agent_",
+    ));
     out
 }
 
@@ -192,10 +236,43 @@ fn string_literals(src: &str) -> impl Iterator<Item = &str> {
 /// The project metric names (`storage_operator_*`, `couchestor_agent_*`) a PromQL expression
 /// uses.
 pub fn project_metrics_in(expr: &str) -> BTreeSet<String> {
-    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .filter(|t| t.starts_with("storage_operator_") || t.starts_with("couchestor_agent_"))
-        .map(str::to_string)
-        .collect()
+    selectors_in(expr).into_iter().map(|(m, _)| m).collect()
+}
+
+/// Each project metric a PromQL expression selects, with the job its selector's `job`
+/// matcher names (`None`: no `{...}` or no `job` matcher in it).
+pub fn selectors_in(expr: &str) -> Vec<(String, Option<Job>)> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(start) = rest.find(|c: char| is_name(c)) {
+        let tail = &rest[start..];
+        let len = tail.find(|c: char| !is_name(c)).unwrap_or(tail.len());
+        let (token, after) = tail.split_at(len);
+        rest = after;
+        if !(token.starts_with("storage_operator_") || token.starts_with("couchestor_agent_")) {
+            continue;
+        }
+        let labels = after
+            .trim_start()
+            .strip_prefix('{')
+            .and_then(|l| l.split('}').next())
+            .unwrap_or_default();
+        let job = labels.split(',').find_map(|m| {
+            let (name, value) = m.split_once('=')?;
+            if name.trim() != "job" {
+                return None;
+            }
+            Job::of_matcher(
+                value
+                    .trim_start_matches(['~', '!'])
+                    .trim()
+                    .trim_matches('"'),
+            )
+        });
+        out.push((token.to_string(), job));
+    }
+    out
 }
 
 /// Names in `used` that no source exports.
@@ -205,6 +282,28 @@ pub fn unknown_metrics(used: &BTreeSet<String>) -> Vec<String> {
         .filter(|m| !known.contains(*m))
         .cloned()
         .collect()
+}
+
+/// The metrics of `exprs` not registered by the process of the job their selector names,
+/// as "metric (job ...)" lines; a project metric selected without a `job` matcher is
+/// reported too (it could come from any process).
+pub fn metrics_not_in_their_job(exprs: &[&str]) -> Vec<String> {
+    let controller = registered_metrics(Job::Controller);
+    let agent = registered_metrics(Job::Agent);
+    let mut out = BTreeSet::new();
+    for expr in exprs {
+        for (metric, job) in selectors_in(expr) {
+            let ok = match job {
+                Some(Job::Controller) => controller.contains(&metric),
+                Some(Job::Agent) => agent.contains(&metric),
+                None => false,
+            };
+            if !ok {
+                out.insert(format!("{metric} (job {job:?}) in {expr}"));
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// A scratch file path under `target/testenv/run/`.

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use couchestor_chart_tests::{
-    COMBOS, RELEASE, exported_metrics, one, project_metrics_in, unknown_metrics,
+    COMBOS, Job, RELEASE, exported_metrics, metrics_not_in_their_job, one, project_metrics_in,
+    registered_metrics, selectors_in, unknown_metrics,
 };
 use couchestor_testsupport::helm::{chart_dir, helm};
 use couchestor_testsupport::{RunDir, unavailable, workspace_root};
@@ -78,6 +79,8 @@ fn the_expected_alerts_exist_and_are_documented() {
         "CoucheStorAgentUnreachable",
         "CoucheStorColdTierShardsMissing",
         "CoucheStorColdTierRedundancyExhausted",
+        "CoucheStorColdTierShardDirUnreadable",
+        "CoucheStorColdTierDegradedReads",
     ] {
         assert!(names.contains(want), "no alert {want}: {names:?}");
     }
@@ -103,6 +106,27 @@ fn the_expected_alerts_exist_and_are_documented() {
     }
 }
 
+/// The dashboard's panel queries.
+fn dashboard_exprs() -> Vec<String> {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("dashboards/couchestor.json")).unwrap(),
+    )
+    .expect("the dashboard is valid JSON");
+    assert_eq!(dashboard["uid"], "couchestor");
+    let mut out = Vec::new();
+    for p in dashboard["panels"].as_array().unwrap() {
+        if p["type"] == "row" {
+            continue;
+        }
+        let t = p["targets"].as_array().expect("panel has targets");
+        assert!(!t.is_empty(), "panel {} has no query", p["title"]);
+        for q in t {
+            out.push(q["expr"].as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
 #[test]
 fn alerts_and_dashboard_query_only_real_metrics() {
     let known = exported_metrics();
@@ -115,30 +139,16 @@ fn alerts_and_dashboard_query_only_real_metrics() {
     ] {
         assert!(known.contains(m), "{m} not found in the sources: {known:?}");
     }
-    let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(chart_dir().join("dashboards/couchestor.json")).unwrap(),
-    )
-    .expect("the dashboard is valid JSON");
-    assert_eq!(dashboard["uid"], "couchestor");
+    let exprs = dashboard_exprs();
     let mut used = BTreeSet::new();
-    let mut targets = 0;
-    for p in dashboard["panels"].as_array().unwrap() {
-        if p["type"] == "row" {
-            continue;
-        }
-        let t = p["targets"].as_array().expect("panel has targets");
-        assert!(!t.is_empty(), "panel {} has no query", p["title"]);
-        for q in t {
-            let expr = q["expr"].as_str().unwrap();
-            assert!(
-                expr.contains("namespace=\"$namespace\""),
-                "unscoped query: {expr}"
-            );
-            used.extend(project_metrics_in(expr));
-            targets += 1;
-        }
+    for expr in &exprs {
+        assert!(
+            expr.contains("namespace=\"$namespace\""),
+            "unscoped query: {expr}"
+        );
+        used.extend(project_metrics_in(expr));
     }
-    assert!(targets >= 15, "{targets} queries");
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
     let unknown = unknown_metrics(&used);
     assert!(
         unknown.is_empty(),
@@ -154,6 +164,62 @@ fn alerts_and_dashboard_query_only_real_metrics() {
         assert!(
             unknown.is_empty(),
             "alerts query unknown metrics: {unknown:?}"
+        );
+    }
+}
+
+/// A metric queried from a scrape job must be registered by the process that job scrapes:
+/// the agent job is the DaemonSet's `serve` (agent/src/metrics.rs), not `nbd serve`
+/// (agent/src/nbd/metrics.rs, not scraped by the chart); the controller job is the
+/// controller (controller/src/metrics.rs). A name found in some other source does not do.
+#[test]
+fn each_queried_metric_is_registered_by_the_job_it_is_queried_from() {
+    // The selector parsing and the per-process scan themselves.
+    assert_eq!(
+        selectors_in(
+            r#"sum(increase(couchestor_agent_up{namespace="$namespace",job=~"$agent_job"}[1h]))"#
+        ),
+        [("couchestor_agent_up".to_string(), Some(Job::Agent))]
+    );
+    assert_eq!(
+        selectors_in(
+            r#"max(storage_operator_volumes{job="couchestor-controller-metrics",namespace="s"}) > 0 and storage_operator_planned_moves"#
+        ),
+        [
+            (
+                "storage_operator_volumes".to_string(),
+                Some(Job::Controller)
+            ),
+            ("storage_operator_planned_moves".to_string(), None)
+        ]
+    );
+    let agent = registered_metrics(Job::Agent);
+    assert!(
+        agent.contains("couchestor_agent_ec_shards_missing"),
+        "{agent:?}"
+    );
+    assert!(
+        !agent.contains("couchestor_agent_nbd_connections"),
+        "{agent:?}"
+    );
+    assert!(registered_metrics(Job::Controller).contains("storage_operator_agent_up"));
+
+    let dashboard = dashboard_exprs();
+    let exprs: Vec<&str> = dashboard.iter().map(String::as_str).collect();
+    let wrong = metrics_not_in_their_job(&exprs);
+    assert!(
+        wrong.is_empty(),
+        "dashboard queries metrics its job's process does not register:\n{}",
+        wrong.join("\n")
+    );
+    if let Some(spec) = rule_spec() {
+        let rules = alerts(&spec);
+        let exprs: Vec<&str> = rules.iter().map(|r| r["expr"].as_str().unwrap()).collect();
+        let wrong = metrics_not_in_their_job(&exprs);
+        assert!(
+            wrong.is_empty(),
+            "alerts query metrics their job's process does not register:\n{}",
+            wrong.join("\n")
         );
     }
 }
@@ -292,6 +358,35 @@ fn alerts_fire_on_their_series() {
                         {"exp_labels": {"severity": "critical", "archive": "a2"}},
                         {"exp_labels": {"severity": "critical", "archive": "a4"}}
                      ]}
+                ]
+            },
+            {
+                // A dead disk: its directory stays unreadable on n1; n2's flapped once.
+                "name": "shard directory unreadable",
+                "interval": "1m",
+                "input_series": [
+                    s(format!("couchestor_agent_ec_dir_errors{{{agt},node=\"n1\",pod=\"a-1\",dir=\"/shards/d0\"}}"), "0x3 1x30"),
+                    s(format!("couchestor_agent_ec_dir_errors{{{agt},node=\"n1\",pod=\"a-1\",dir=\"/shards/d1\"}}"), "0x33"),
+                    s(format!("couchestor_agent_ec_dir_errors{{{agt},node=\"n2\",pod=\"a-2\",dir=\"/shards/d0\"}}"), "0x5 1 0x27")
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "8m", "alertname": "CoucheStorColdTierShardDirUnreadable", "exp_alerts": []},
+                    {"eval_time": "20m", "alertname": "CoucheStorColdTierShardDirUnreadable",
+                     "exp_alerts": [
+                        {"exp_labels": {"severity": "warning", "node": "n1", "dir": "/shards/d0"}}
+                     ]}
+                ]
+            },
+            {
+                "name": "degraded reads in serve",
+                "interval": "1m",
+                "input_series": [
+                    s(format!("couchestor_agent_ec_degraded_reads_total{{{agt},node=\"n1\",pod=\"a-1\"}}"), "0+5x40"),
+                    s(format!("couchestor_agent_ec_degraded_reads_total{{{agt},node=\"n2\",pod=\"a-2\"}}"), "7x40")
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "30m", "alertname": "CoucheStorColdTierDegradedReads",
+                     "exp_alerts": [{"exp_labels": {"severity": "info", "node": "n1"}}]}
                 ]
             }
         ]
